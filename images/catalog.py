@@ -1,0 +1,25 @@
+"""The images the lab knows, by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from images.recipes import bootfiles, dummy_installer, kernel, server_rootfs
+from lab.errors import PreflightError
+
+RECIPES: dict[str, Callable[[], Path]] = {
+    "kernel": kernel.build,
+    "bootfiles": bootfiles.build,
+    "server-rootfs": server_rootfs.build,
+    "dummy-installer": dummy_installer.build,
+}
+NAMES = tuple(RECIPES)
+
+
+def build(name: str) -> Path:
+    try:
+        recipe = RECIPES[name]
+    except KeyError:
+        raise PreflightError(f"no image named {name!r}", hint=f"known images: {', '.join(NAMES)}") from None
+    return recipe()

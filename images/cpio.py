@@ -1,0 +1,46 @@
+"""A minimal writer of the "newc" cpio format the Linux kernel unpacks as an initramfs.
+
+Written here rather than shelling out to cpio so that the same inputs give the same bytes (mtimes and
+inode numbers are fixed), which keeps initrds content-addressable.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import stat
+from pathlib import Path
+
+
+def _header(ino: int, mode: int, size: int, name: bytes, nlink: int = 1) -> bytes:
+    fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, 0, 0, len(name) + 1, 0]
+    head = b"070701" + b"".join(b"%08X" % f for f in fields)
+    entry = head + name + b"\0"
+    return entry + b"\0" * (-len(entry) % 4)
+
+
+def archive(root: Path) -> bytes:
+    """All files, directories and symlinks below `root`, sorted, as one newc archive."""
+    out = bytearray()
+    ino = 1
+    paths = sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix())
+    for path in paths:
+        rel = path.relative_to(root).as_posix().encode()
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            data = os.readlink(path).encode()
+            mode = stat.S_IFLNK | 0o777
+        elif stat.S_ISDIR(st.st_mode):
+            data, mode = b"", stat.S_IFDIR | 0o755
+        else:
+            data = path.read_bytes()
+            mode = stat.S_IFREG | (0o755 if st.st_mode & 0o111 else 0o644)
+        out += _header(ino, mode, len(data), rel, 2 if stat.S_ISDIR(mode) else 1)
+        out += data + b"\0" * (-len(data) % 4)
+        ino += 1
+    out += _header(0, 0, 0, b"TRAILER!!!")
+    return bytes(out)
+
+
+def write_initrd(root: Path, dest: Path) -> None:
+    dest.write_bytes(gzip.compress(archive(root), compresslevel=6, mtime=0))

@@ -1,0 +1,1 @@
+"""One module per image.  Each exposes `build() -> Path` (the cached image directory)."""

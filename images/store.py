@@ -1,0 +1,67 @@
+"""The content-addressed image store: `<cache>/images/<recipe>-<key>/`."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lab.paths import cache_dir
+
+log = logging.getLogger("xenlab.images")
+
+COMPLETE = ".complete.json"
+
+
+def images_dir() -> Path:
+    path = cache_dir() / "images"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def key_of(inputs: dict[str, object]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def build_or_reuse(recipe: str, inputs: dict[str, object], build: Callable[[Path], None]) -> Path:
+    """Return the directory for `recipe` with these `inputs`, building it with `build(tmpdir)` if needed."""
+    key = key_of(inputs)
+    final = images_dir() / f"{recipe}-{key}"
+    if (final / COMPLETE).exists():
+        return final
+    with open(images_dir() / f".{recipe}-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final / COMPLETE).exists():  # another worker built it while we waited
+            return final
+        tmp = images_dir() / f".{recipe}-{key}.building"
+        if tmp.exists():
+            shutil.rmtree(tmp)  # a build that crashed half-way
+        tmp.mkdir()
+        log.info("building image %s (inputs %s)…", recipe, key)
+        started = time.monotonic()
+        try:
+            build(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        (tmp / COMPLETE).write_text(json.dumps({"recipe": recipe, "inputs": inputs,
+                                                "seconds": round(time.monotonic() - started, 1)}, indent=1))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        log.info("built image %s in %.1f s: %s", recipe, time.monotonic() - started, final)
+    return final
+
+
+def source_digest(*files: Path) -> str:
+    """The hash of a recipe's own source files: changing a recipe rebuilds its image."""
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:20]

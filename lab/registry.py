@@ -1,0 +1,187 @@
+"""Which labs exist on this machine, and removing what crashed runs left behind.
+
+Each lab holds an exclusive `flock` on `/run/xenlab/labs/<id>.lock` for its whole life.  The kernel drops
+that lock when the process dies however it dies, so "can I take the lock?" tells exactly whether a lab's
+owner is gone.  What a lab starts (QEMU PIDs, containers, namespaces, loop devices) is recorded in
+`<id>.json` as it goes, so that `sweep()` can remove a dead lab's leftovers by PID and by name.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO
+
+from lab import netns
+from lab.errors import LabError
+from lab.process import kill_pid, run
+
+log = logging.getLogger("xenlab.registry")
+
+STATE_DIR = Path(os.environ.get("XENLAB_STATE_DIR", "/run/xenlab"))
+LAB_PREFIX = "xenlab"
+MAX_SLOTS = 200
+_LAB_ID = re.compile(rf"^{LAB_PREFIX}(\d+)$")
+
+
+def labs_dir() -> Path:
+    path = STATE_DIR / "labs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def runc_root() -> Path:
+    return STATE_DIR / "runc"
+
+
+@dataclass
+class LabRecord:
+    """What a lab has started, written to disk as soon as it is started."""
+
+    lab_id: str
+    owner_pid: int
+    namespaces: list[str] = field(default_factory=list)
+    pids: list[int] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)
+    loop_devices: list[str] = field(default_factory=list)
+
+
+class LabSlot:
+    """An exclusive claim on a lab id, held until `release()` or process death."""
+
+    def __init__(self, lab_id: str, lock_file: IO[str]) -> None:
+        self.lab_id = lab_id
+        self._lock_file = lock_file
+        self.record = LabRecord(lab_id=lab_id, owner_pid=os.getpid())
+        self.save()
+
+    @property
+    def index(self) -> int:
+        m = _LAB_ID.match(self.lab_id)
+        assert m
+        return int(m.group(1))
+
+    @property
+    def state_path(self) -> Path:
+        return labs_dir() / f"{self.lab_id}.json"
+
+    def save(self) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self.record), indent=1))
+        tmp.replace(self.state_path)
+
+    def note(self, **items: str | int) -> None:
+        """Record one started thing, for example `note(pids=1234)` or `note(containers="xenlab3-srv")`."""
+        for key, value in items.items():
+            getattr(self.record, key).append(value)
+        self.save()
+
+    def forget(self, **items: str | int) -> None:
+        for key, value in items.items():
+            values = getattr(self.record, key)
+            if value in values:
+                values.remove(value)
+        self.save()
+
+    def release(self) -> None:
+        self.state_path.unlink(missing_ok=True)
+        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        self._lock_file.close()
+
+
+def _try_lock(lab_id: str) -> IO[str] | None:
+    lock = open(labs_dir() / f"{lab_id}.lock", "a+")  # noqa: SIM115 - held for the lab's life
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    return lock
+
+
+def claim_slot() -> LabSlot:
+    """Take the lowest free lab id, first removing anything a crashed lab of that id left behind."""
+    for n in range(1, MAX_SLOTS + 1):
+        lab_id = f"{LAB_PREFIX}{n}"
+        lock = _try_lock(lab_id)
+        if lock is None:
+            continue
+        _remove_leftovers(lab_id)
+        return LabSlot(lab_id, lock)
+    raise LabError(f"all {MAX_SLOTS} lab slots are in use", hint="run `./xenlab down --all`")
+
+
+def known_lab_ids() -> set[str]:
+    """Every lab id that has a trace on this machine: a state file, a namespace or a container."""
+    ids = {p.stem for p in labs_dir().glob(f"{LAB_PREFIX}*.json")}
+    for name in netns.list_names():
+        ids.add(name.removesuffix("-srv"))
+    ids.update(c.split("-")[0] for c in _runc_containers())
+    return {i for i in ids if _LAB_ID.match(i)}
+
+
+def sweep(*, include_live: bool = False) -> list[str]:
+    """Remove the leftovers of every dead lab (and of live ones too when `include_live`).
+
+    Returns the ids cleaned.  A live lab is one whose owner still holds its lock.
+    """
+    cleaned = []
+    for lab_id in sorted(known_lab_ids()):
+        lock = _try_lock(lab_id)
+        if lock is None:
+            if not include_live:
+                continue
+            state = _read_state(lab_id)
+            if state:
+                kill_pid(state.owner_pid, must_contain="")  # the owner first, so it cannot restart things
+        _remove_leftovers(lab_id)
+        cleaned.append(lab_id)
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
+    return cleaned
+
+
+def _read_state(lab_id: str) -> LabRecord | None:
+    try:
+        data = json.loads((labs_dir() / f"{lab_id}.json").read_text())
+        return LabRecord(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _runc_containers() -> list[str]:
+    if not runc_root().is_dir():
+        return []
+    proc = run(["runc", "--root", runc_root(), "list", "-q"], check=False)
+    return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+
+
+def _remove_leftovers(lab_id: str) -> None:
+    state = _read_state(lab_id)
+    found = False
+    if state:
+        for pid in state.pids:
+            found |= kill_pid(pid, must_contain=lab_id)
+        for dev in state.loop_devices:
+            found = True
+            run(["losetup", "-d", dev], check=False)
+    for container in _runc_containers():
+        if container.split("-")[0] == lab_id:
+            found = True
+            run(["runc", "--root", runc_root(), "delete", "--force", container], check=False)
+    for name in (f"{lab_id}-srv", lab_id):
+        if netns.exists(name):
+            found = True
+            # Whatever still runs in our namespace was started by this lab (QEMU keeps its tap alive).
+            for pid in netns.pids(name):
+                kill_pid(pid, must_contain=lab_id)
+            netns.delete(name)
+    (labs_dir() / f"{lab_id}.json").unlink(missing_ok=True)
+    if found:
+        log.warning("removed leftovers of crashed lab %s", lab_id)

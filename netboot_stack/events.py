@@ -1,0 +1,155 @@
+"""The install server's event log: what it saw, per client, parsed from dnsmasq's log and httpd's events.
+
+Kinds: `lease` (DHCPACK), `tftp` (a file sent), `tftp-missing` (a file asked for and not found), `dns` (a
+query), `http` (a request and its status), `ack`, `localboot`, `install-failed`, `server-error`.  Every
+event carries the client's address and the node it belongs to, when the address is a known node's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from lab.errors import PhaseTimeout, ProductFailure
+
+_DHCPACK = re.compile(r"dnsmasq-dhcp\[\d+\]: (?:\d+ )?DHCPACK\((\S+)\) (\S+) (\S+)(?: (\S+))?")
+_TFTP_SENT = re.compile(r"dnsmasq-tftp\[\d+\]: sent (\S+) to (\S+)")
+_TFTP_MISSING = re.compile(r"dnsmasq-tftp\[\d+\]: (?:error \d+ )?file (\S+) not found(?: for (\S+))?")
+_QUERY = re.compile(r"dnsmasq\[\d+\]: query\[(\w+)\] (\S+) from (\S+)")
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    client: str | None = None
+    node: str | None = None
+    mac: str | None = None
+    path: str | None = None
+    status: int | None = None
+    detail: str | None = None
+    seen: float = 0.0  # time.monotonic() when the lab read it
+
+    def __str__(self) -> str:
+        parts = [self.kind, self.node or self.client or "?"]
+        parts += [str(v) for v in (self.path, self.status, self.detail) if v is not None]
+        return " ".join(parts)
+
+
+class Watched(Protocol):
+    """Something a wait keeps an eye on, like a console: `check()` raises at once on a fatal sign."""
+
+    def check(self) -> None: ...
+
+
+def parse_dnsmasq_line(line: str, tftp_root: str = "/srv/lab") -> Event | None:
+    if m := _DHCPACK.search(line):
+        return Event("lease", client=m.group(2), mac=m.group(3).lower(), node=m.group(4))
+    if m := _TFTP_SENT.search(line):
+        return Event("tftp", client=m.group(2), path=_strip_root(m.group(1), tftp_root))
+    if m := _TFTP_MISSING.search(line):
+        return Event("tftp-missing", client=m.group(2), path=_strip_root(m.group(1), tftp_root))
+    if m := _QUERY.search(line):
+        return Event("dns", client=m.group(3), path=m.group(2), detail=m.group(1))
+    return None
+
+
+def parse_event_line(line: str) -> Event | None:
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    detail = rec.get("reason") or rec.get("what") or rec.get("method")
+    return Event(rec["kind"], client=rec.get("client"), node=rec.get("node"), path=rec.get("path"),
+                 status=rec.get("status"), detail=detail)
+
+
+def _strip_root(path: str, root: str) -> str:
+    return path[len(root):].lstrip("/") if path.startswith(root) else path
+
+
+class _Tail:
+    """Reads the complete lines appended to a file since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+
+    def lines(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        data = self.partial + data
+        *complete, self.partial = data.split(b"\n")
+        return [c.decode(errors="replace") for c in complete]
+
+
+class EventLog:
+    """All events so far, read on demand; `wait_for` polls until one matches."""
+
+    def __init__(self, dnsmasq_log: Path, events_file: Path, nodes_by_ip: dict[str, str]) -> None:
+        self._dnsmasq = _Tail(dnsmasq_log)
+        self._events = _Tail(events_file)
+        self._nodes_by_ip = nodes_by_ip
+        self.all: list[Event] = []
+
+    def poll(self) -> list[Event]:
+        now = time.monotonic()
+        new = [e for e in map(parse_dnsmasq_line, self._dnsmasq.lines()) if e]
+        new += [e for e in map(parse_event_line, self._events.lines()) if e]
+        new = [self._complete(e, now) for e in new]
+        self.all.extend(new)
+        return new
+
+    def _complete(self, e: Event, now: float) -> Event:
+        node = e.node if e.kind != "lease" else self._nodes_by_ip.get(e.client or "", e.node)
+        node = node or self._nodes_by_ip.get(e.client or "")
+        return Event(e.kind, e.client, node, e.mac, e.path, e.status, e.detail, now)
+
+    def select(self, kind: str | None = None, node: str | None = None,
+               path: str | Callable[[str], bool] | None = None) -> list[Event]:
+        self.poll()
+        return [e for e in self.all if _matches(e, kind, node, path)]
+
+    def wait_for(self, *, phase: str, timeout: float, kind: str, node: str | None = None,
+                 path: str | Callable[[str], bool] | None = None, watch: Iterable[Watched] = (),
+                 fail_on_install_failure: bool = True) -> Event:
+        """Wait for an event; fail at once on an install failure reported by `node`, or a fatal console."""
+        deadline = time.monotonic() + timeout
+        watch = list(watch)
+        while True:
+            for e in self.select():
+                if _matches(e, kind, node, path):
+                    return e
+                if fail_on_install_failure and e.kind in ("install-failed", "server-error") and \
+                        (node is None or e.node in (node, None)):
+                    raise ProductFailure(f"phase {phase!r}: {e.node or e.client} reported: {e.kind} {e.detail}")
+            for w in watch:
+                w.check()
+            if time.monotonic() > deadline:
+                recent = "\n".join(f"  {e}" for e in self.all[-15:]) or "  (none)"
+                what = " ".join(x for x in (kind, node, path if isinstance(path, str) else None) if x)
+                raise PhaseTimeout(f"phase {phase!r}: no install-server event '{what}' within {timeout:.0f} s; "
+                                   f"last events:\n{recent}")
+            time.sleep(0.1)
+
+
+def _matches(e: Event, kind: str | None, node: str | None, path: str | Callable[[str], bool] | None) -> bool:
+    if kind and e.kind != kind:
+        return False
+    if node and e.node != node:
+        return False
+    if path is None:
+        return True
+    if callable(path):
+        return e.path is not None and path(e.path)
+    return e.path == path

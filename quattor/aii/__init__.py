@@ -1,0 +1,1 @@
+"""AII, the Automated Installation Infrastructure: kickstarts, network boot configs and DHCP entries."""
