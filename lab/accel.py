@@ -1,7 +1,8 @@
 """Choosing QEMU's accelerator by booting, not by looking at /dev/kvm.
 
-On some machines /dev/kvm exists but KVM guests hang.  The probe boots a 23-byte boot sector that prints a
-marker on the serial port, under KVM, with a short timeout.  If the marker does not arrive the lab uses TCG
+On some machines /dev/kvm exists but KVM guests hang (a boot sector still runs there, slowly: it is no
+proof).  The probe boots the lab's own kernel and installer initrd under KVM with `xenlab.probe`, which
+prints a marker and powers off, and gives it a short timeout.  If the marker does not arrive the lab uses TCG
 and says so once.  The verdict is cached per kernel and QEMU binary.
 """
 
@@ -12,9 +13,10 @@ import json
 import logging
 import os
 import platform
+import select
 import shutil
 import subprocess
-import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +24,8 @@ from lab.paths import cache_dir
 
 log = logging.getLogger("xenlab.accel")
 
-MARKER = b"XENLAB-ACCEL-OK"
-PROBE_TIMEOUT = 8.0
+MARKER = b"XENLAB-PROBE-OK"
+PROBE_TIMEOUT = 20.0
 
 
 @dataclass(frozen=True)
@@ -46,42 +48,43 @@ def tcg(reason: str) -> Accelerator:
     return Accelerator("tcg", "qemu64,+npt", reason)
 
 
-def boot_sector() -> bytes:
-    """cli; ds=0; cld; dx=0x3f8; si=msg; print until NUL; hlt."""
-    msg_addr = 0x7C00 + 23
-    code = bytes([0xFA, 0x31, 0xC0, 0x8E, 0xD8, 0xFC, 0xBA, 0xF8, 0x03, 0xBE, msg_addr & 0xFF, msg_addr >> 8,
-                  0xAC, 0x84, 0xC0, 0x74, 0x03, 0xEE, 0xEB, 0xF8, 0xF4, 0xEB, 0xFD])
-    sector = code + MARKER + b"\n\0"
-    return sector.ljust(510, b"\0") + b"\x55\xaa"
-
-
-def _probe_key(qemu: str) -> str:
+def _probe_key(qemu: str, kernel: Path) -> str:
     st = os.stat(qemu)
-    return hashlib.sha256(f"{platform.release()}|{qemu}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    ident = f"{platform.release()}|{qemu}|{st.st_size}|{st.st_mtime_ns}|{kernel.resolve()}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 
-def _boot_once(qemu: str, accel: str, timeout: float) -> bool:
-    with tempfile.TemporaryDirectory(prefix="xenlab-accel-") as tmp:
-        img = Path(tmp) / "probe.img"
-        img.write_bytes(boot_sector())
-        argv = [qemu, "-accel", accel, "-nodefaults", "-display", "none", "-no-user-config",
-                "-m", "16", "-serial", "stdio", "-drive", f"file={img},format=raw,if=ide", "-no-reboot"]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        return MARKER in (out or b"")
+def boots_with(qemu: str, accel: str, kernel: Path, initrd: Path, timeout: float) -> bool:
+    """Boot the lab's own kernel and initrd (which prints a marker and powers off) under `accel`."""
+    argv = [qemu, "-accel", accel, "-cpu", "host" if accel == "kvm" else "qemu64", "-m", "256",
+            "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
+            "-kernel", str(kernel), "-initrd", str(initrd), "-append", "console=ttyS0 xenlab.probe panic=-1"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while MARKER not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+            if ready:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                seen = seen[-4096:] + chunk
+    finally:
+        proc.kill()
+        proc.wait()
+    return MARKER in seen
 
 
-def choose(qemu: str = "qemu-system-x86_64") -> Accelerator:
+def choose(kernel: Path, initrd: Path, qemu: str = "qemu-system-x86_64") -> Accelerator:
+    """KVM if a KVM guest really boots here, else TCG (said once, then cached)."""
     forced = os.environ.get("XENLAB_ACCEL")
     if forced == "tcg":
         return tcg("XENLAB_ACCEL=tcg")
     binary = shutil.which(qemu) or qemu
     cache = cache_dir() / "accel.json"
-    key = _probe_key(binary)
+    key = _probe_key(binary, kernel)
     try:
         cached = json.loads(cache.read_text())
         if cached.get("key") == key:
@@ -90,10 +93,10 @@ def choose(qemu: str = "qemu-system-x86_64") -> Accelerator:
         pass
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         result = tcg("/dev/kvm is missing or not accessible")
-    elif _boot_once(binary, "kvm", PROBE_TIMEOUT):
+    elif boots_with(binary, "kvm", kernel, initrd, PROBE_TIMEOUT):
         result = KVM
     else:
-        result = tcg(f"/dev/kvm exists but a KVM guest did not boot within {PROBE_TIMEOUT:.0f} s")
+        result = tcg(f"/dev/kvm exists but a KVM guest failed or hung (probe limit {PROBE_TIMEOUT:.0f} s)")
     if result.name == "tcg":
         log.warning("KVM unusable (%s): the lab runs under TCG, expect slower boots", result.reason)
     cache.parent.mkdir(parents=True, exist_ok=True)

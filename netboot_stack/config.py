@@ -98,10 +98,11 @@ def render_dnsmasq(config: InstallServerConfig, *, tftp_root: str, log_file: str
         f"local=/{config.domain}/",
         f"local=/{net.subnet.network_address.reverse_pointer.split('.', 1)[1]}/",
         "expand-hosts",
-        f"host-record={config.server_name},{config.fqdn(config.server_name)},{net.server_ip}",
+        f"host-record={config.fqdn(config.server_name)},{config.server_name},{net.server_ip}",
     ]
-    # A host-record per node: its name resolves (forward and reverse) before it ever took a lease.
-    lines += [f"host-record={n.name},{config.fqdn(n.name)},{n.ip}" for n in config.nodes]
+    # A host-record per node: its name resolves (forward and reverse) before it ever took a lease.  The
+    # FQDN comes first because dnsmasq answers PTR queries with a record's first name.
+    lines += [f"host-record={config.fqdn(n.name)},{n.name},{n.ip}" for n in config.nodes]
     lines += [
         "dhcp-leasefile=/tmp/dnsmasq.leases",
         "dhcp-authoritative",

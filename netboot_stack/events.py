@@ -1,5 +1,6 @@
 """The install server's event log: what it saw, per client, parsed from dnsmasq's log and httpd's events.
 
+Paths are relative to the served root, without a leading slash, whether read by TFTP or HTTP.
 Kinds: `lease` (DHCPACK), `tftp` (a file sent), `tftp-missing` (a file asked for and not found), `dns` (a
 query), `http` (a request and its status), `ack`, `localboot`, `install-failed`, `server-error`.  Every
 event carries the client's address and the node it belongs to, when the address is a known node's.
@@ -7,6 +8,7 @@ event carries the client's address and the node it belongs to, when the address 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import time
@@ -64,8 +66,22 @@ def parse_event_line(line: str) -> Event | None:
     except ValueError:
         return None
     detail = rec.get("reason") or rec.get("what") or rec.get("method")
-    return Event(rec["kind"], client=rec.get("client"), node=rec.get("node"), path=rec.get("path"),
+    path = rec.get("path")
+    return Event(rec["kind"], client=rec.get("client"), node=rec.get("node"), path=path.lstrip("/") if path else None,
                  status=rec.get("status"), detail=detail)
+
+
+def mac_of_link_local(address: str) -> str | None:
+    """The MAC inside an EUI-64 IPv6 link-local address (iPXE asks DNS from one), else None."""
+    try:
+        ip = ipaddress.IPv6Address(address.split("%")[0])
+    except ValueError:
+        return None
+    b = ip.packed
+    if not ip.is_link_local or b[11:13] != b"\xff\xfe":
+        return None
+    mac = bytes([b[8] ^ 0x02, b[9], b[10], b[13], b[14], b[15]])
+    return ":".join(f"{x:02x}" for x in mac)
 
 
 def _strip_root(path: str, root: str) -> str:
@@ -96,10 +112,12 @@ class _Tail:
 class EventLog:
     """All events so far, read on demand; `wait_for` polls until one matches."""
 
-    def __init__(self, dnsmasq_log: Path, events_file: Path, nodes_by_ip: dict[str, str]) -> None:
+    def __init__(self, dnsmasq_log: Path, events_file: Path, nodes_by_ip: dict[str, str],
+                 nodes_by_mac: dict[str, str] | None = None) -> None:
         self._dnsmasq = _Tail(dnsmasq_log)
         self._events = _Tail(events_file)
         self._nodes_by_ip = nodes_by_ip
+        self._nodes_by_mac = nodes_by_mac or {}
         self.all: list[Event] = []
 
     def poll(self) -> list[Event]:
@@ -113,7 +131,9 @@ class EventLog:
     def _complete(self, e: Event, now: float) -> Event:
         node = e.node if e.kind != "lease" else self._nodes_by_ip.get(e.client or "", e.node)
         node = node or self._nodes_by_ip.get(e.client or "")
-        return Event(e.kind, e.client, node, e.mac, e.path, e.status, e.detail, now)
+        mac = e.mac or mac_of_link_local(e.client or "")
+        node = node or self._nodes_by_mac.get(mac or "")
+        return Event(e.kind, e.client, node, mac, e.path, e.status, e.detail, now)
 
     def select(self, kind: str | None = None, node: str | None = None,
                path: str | Callable[[str], bool] | None = None) -> list[Event]:

@@ -41,7 +41,7 @@ class InstallServer:
         self.container_id = f"{config.network.lab_id}-srv"
         self.srv = work_dir / "srv"  # TFTP root and HTTP root
         self.events = EventLog(log_dir / "dnsmasq.log", log_dir / "events.jsonl",
-                               {str(n.ip): n.name for n in config.nodes})
+                               {str(n.ip): n.name for n in config.nodes}, {n.mac: n.name for n in config.nodes})
         self.nbp = NbpTree(self.srv, config.http_base)
         self.started_at = 0.0
 

@@ -131,17 +131,17 @@ class NbpTree:
 
     def status(self, node: NodeBoot) -> str:
         """`install`, `boot`, `undefined` or `error` (links that disagree or point nowhere)."""
-        targets = set()
+        stems = set()
         for link in self._links(node):
             if not link.is_symlink():
                 return "error" if link.exists() else "undefined"
-            targets.add(os.readlink(link))
-        if len(targets) != 1:
+            stems.add(os.readlink(link).rsplit(".", 1)[0])
+        if len(stems) != 1:
             return "error"
-        target = targets.pop()
-        if target in (f"{LOCALBOOT}.cfg", f"{LOCALBOOT}.ipxe"):
+        stem = stems.pop()
+        if stem == LOCALBOOT:
             return "boot"
-        return "install" if target.startswith(node.fqdn) else "error"
+        return "install" if stem == node.fqdn else "error"
 
     def remove(self, node: NodeBoot) -> None:
         for path in (*self._links(node), self.cfg_dir / f"{node.fqdn}.cfg", self.ipxe_dir / f"{node.fqdn}.ipxe"):

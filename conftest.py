@@ -1,0 +1,60 @@
+"""Shared fixtures and reporting for every test tier.
+
+Failures are tagged as the lab's own (`LabError`: QEMU would not start, an image did not build) or the
+product's (`ProductFailure`: a node did not install), in the report and in JUnit XML properties, so that a
+nightly report says which it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Generator
+from pathlib import Path
+
+import pytest
+
+from lab.errors import LabError, ProductFailure
+from lab.paths import new_run_dir
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logging.getLogger("xenlab").setLevel(logging.INFO)
+
+
+@pytest.fixture
+def run_dir(request: pytest.FixtureRequest) -> Path:
+    """This test's artifacts directory: consoles, install-server logs, the phase table."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)[:60]
+    path = new_run_dir(name)
+    request.node.user_properties.append(("artifacts", str(path)))
+    return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is None or report.passed:
+        return
+    if call.excinfo.errisinstance(LabError):
+        kind = "lab"
+    elif call.excinfo.errisinstance(ProductFailure):
+        kind = "product"
+    else:
+        kind = "test"
+    report.user_properties.append(("failure_kind", kind))
+    report.sections.append(("failure kind", f"{kind}: " + {
+        "lab": "the lab itself broke (not a verdict on the system under test)",
+        "product": "the system under test failed",
+        "test": "an assertion or an unexpected error in the test"}[kind]))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    kinds: dict[str, int] = {}
+    for report in terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", []):
+        for key, value in getattr(report, "user_properties", []):
+            if key == "failure_kind":
+                kinds[value] = kinds.get(value, 0) + 1
+    if kinds:
+        terminalreporter.write_line("failures by kind: " + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())))

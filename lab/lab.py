@@ -1,0 +1,251 @@
+"""A lab: one isolated world of network namespaces, an install server and VMs, torn down on every path.
+
+```python
+spec = LabSpec("netboot", nodes=(NodeSpec("cagnode50", host=50),))
+with Lab(spec) as lab:
+    lab.serve_install("cagnode50", kickstart="...")
+    vm = lab.vm("cagnode50")
+    vm.start()
+    lab.wait_event("cagnode50", kind="ack", phase="ack", timeout=120)
+```
+
+Everything a lab starts is entered into one `ExitStack` and recorded in its registry slot, so it is removed
+on success, failure, timeout, Ctrl-C and SIGTERM, and what a crashed run left is removed at the next start.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import shutil
+import signal
+import threading
+import urllib.request
+from collections.abc import Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from images import catalog
+from images.recipes import dummy_installer, server_rootfs
+from lab import accel, netns, preflight, registry
+from lab.errors import PreflightError
+from lab.network import LabNetwork, NetworkConfig, tap_name
+from lab.paths import new_run_dir
+from lab.timeline import Timeline
+from lab.vm import DiskConfig, NicConfig, Vm, VmConfig
+from netboot_stack.config import InstallServerConfig, ServedNode
+from netboot_stack.events import Event, Watched
+from netboot_stack.server import InstallServer
+from quattor.aii.nbp import BootEntry, NodeBoot
+
+log = logging.getLogger("xenlab.lab")
+
+WORK_ROOT = Path("/var/tmp/xenlab")
+INSTALLERS = ("dummy-installer",)
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """A machine of the lab: its address, how it netboots, and its VM."""
+
+    name: str
+    host: int  # host number inside the lab subnet
+    route: str = "pxelinux"
+    mac: str | None = None  # None: derived from the lab's MAC prefix, unique per lab
+    memory_mb: int = 512
+    cpus: int = 1
+    installer: str = "dummy-installer"
+    disks: tuple[DiskConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    label: str
+    nodes: tuple[NodeSpec, ...] = ()
+    domain: str = "xenlab.test"
+    subnet: ipaddress.IPv4Network = field(default=ipaddress.IPv4Network("10.77.0.0/24"))
+
+    def node(self, name: str) -> NodeSpec:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise PreflightError(f"the lab has no node {name!r}", hint=f"nodes: {', '.join(n.name for n in self.nodes)}")
+
+
+def check_spec(spec: LabSpec) -> None:
+    """Bad input found before anything starts."""
+    for n in spec.nodes:
+        if n.installer not in catalog.NAMES:
+            raise PreflightError(f"node {n.name}: no image named {n.installer!r}",
+                                 hint=f"known images: {', '.join(catalog.NAMES)}")
+    names = [n.name for n in spec.nodes]
+    hosts = [n.host for n in spec.nodes]
+    macs = [n.mac.lower() for n in spec.nodes if n.mac]
+    for what, values in (("name", names), ("IP address", hosts), ("MAC", macs)):
+        dup = {v for v in values if values.count(v) > 1}
+        if dup:
+            raise PreflightError(f"two nodes share the {what} {sorted(dup)[0]}",
+                                 hint="every node needs its own name, MAC and IP address")
+
+
+class Lab:
+    def __init__(self, spec: LabSpec, *, run_dir: Path | None = None) -> None:
+        self.spec = spec
+        self.run_dir = run_dir
+        self.timeline = Timeline()
+        self.stack = ExitStack()
+        self.vms: dict[str, Vm] = {}
+        self.slot: registry.LabSlot
+        self.network: NetworkConfig
+        self.server: InstallServer
+        self.accel: accel.Accelerator
+        self.work_dir: Path
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+    def __enter__(self) -> Lab:
+        check_spec(self.spec)
+        preflight.check_privileges()
+        preflight.check_tools()
+        _raise_on_sigterm()
+        try:
+            self._up()
+        except BaseException:
+            self.stack.close()
+            raise
+        return self
+
+    def _up(self) -> None:
+        with self.timeline.phase("lab", "images"):
+            rootfs = server_rootfs.rootfs(server_rootfs.build())
+            preflight.check_dnsmasq(str(rootfs))
+            installers = {n.installer: catalog.build(n.installer) for n in self.spec.nodes}
+            probe = installers.get("dummy-installer") or dummy_installer.build()
+            self.accel = accel.choose(probe / "vmlinuz", probe / "initrd.gz")
+        self.installers = installers
+        with self.timeline.phase("lab", "lab-up"):
+            registry.sweep()
+            self.slot = registry.claim_slot()
+            self.stack.callback(self.slot.release)
+            if self.run_dir is None:
+                self.run_dir = new_run_dir(f"{self.spec.label}-{self.slot.lab_id}")
+            self.work_dir = WORK_ROOT / self.slot.lab_id
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            self.work_dir.mkdir(parents=True)
+            self.stack.callback(shutil.rmtree, self.work_dir, True)
+            self.stack.callback(self._save_report)
+            self.network = NetworkConfig(self.slot.lab_id, subnet=self.spec.subnet)
+            self.slot.note(namespaces=self.network.netns)
+            self.slot.note(namespaces=self.network.server_netns)
+            self.net = self.stack.enter_context(LabNetwork(self.network))
+            served = tuple(ServedNode(n.name, self.mac(n.name), self.ip(n.name), n.route) for n in self.spec.nodes)
+            config = InstallServerConfig(self.network, domain=self.spec.domain, nodes=served)
+            self.server = InstallServer(config, slot=self.slot, work_dir=self.work_dir,
+                                        log_dir=self.run_dir / "install-server", rootfs=rootfs)
+            self.stack.enter_context(self.server)
+        log.info("lab %s is up; logs in %s", self.slot.lab_id, self.run_dir)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack.close()
+
+    def _save_report(self) -> None:
+        assert self.run_dir is not None
+        self.timeline.save(self.run_dir / "phases.json")
+        (self.run_dir / "phases.txt").write_text(self.timeline.table() + "\n")
+
+    # --- identity ------------------------------------------------------------------------------------------
+    def mac(self, name: str) -> str:
+        node = self.spec.node(name)
+        if node.mac:
+            return node.mac.lower()
+        return f"52:54:00:{self.slot.index:02x}:{node.host >> 8:02x}:{node.host & 0xFF:02x}"
+
+    def ip(self, name: str) -> ipaddress.IPv4Address:
+        return self.spec.subnet.network_address + self.spec.node(name).host
+
+    def fqdn(self, name: str) -> str:
+        return f"{name}.{self.spec.domain}"
+
+    def node_boot(self, name: str) -> NodeBoot:
+        return NodeBoot(self.fqdn(name), self.mac(name), self.ip(name))
+
+    # --- installs ------------------------------------------------------------------------------------------
+    def serve_install(self, name: str, *, kickstart: str, append: Iterable[str] = ()) -> BootEntry:
+        """Publish the node's installer and kickstart, and switch the node to install at its next boot."""
+        node = self.spec.node(name)
+        image = self.installers[node.installer]
+        kernel = self.server.publish(image / "vmlinuz", f"boot/{node.installer}/vmlinuz")
+        initrd = self.server.publish(image / "initrd.gz", f"boot/{node.installer}/initrd.gz")
+        ks = self.server.write(f"ks/{self.fqdn(name)}.ks", kickstart)
+        entry = BootEntry(label=f"install-{name}", kernel=kernel, initrd=initrd,
+                          append=(f"ks={self.server.url(ks)}", "console=ttyS0", "panic=-1", *append))
+        self.server.nbp.configure(self.node_boot(name), entry)
+        self.server.nbp.install(self.node_boot(name))
+        return entry
+
+    # --- machines ------------------------------------------------------------------------------------------
+    def vm(self, name: str) -> Vm:
+        """The node's VM (created on first use, not yet started)."""
+        if name in self.vms:
+            return self.vms[name]
+        node = self.spec.node(name)
+        tap = self.net.add_tap(tap_name(name))
+        assert self.run_dir is not None
+        config = VmConfig(name=name, memory_mb=node.memory_mb, cpus=node.cpus,
+                          nics=(NicConfig(self.mac(name), tap),), disks=node.disks)
+        vm = Vm(config, slot=self.slot, netns_name=self.network.netns, work_dir=self.work_dir / name,
+                log_dir=self.run_dir / name, accel=self.accel)
+        self.vms[name] = self.stack.enter_context(vm)
+        return vm
+
+    def consoles(self) -> list[Watched]:
+        return [vm.console for vm in self.vms.values() if vm.console is not None]
+
+    # --- witnesses -----------------------------------------------------------------------------------------
+    def wait_event(self, name: str, *, kind: str, phase: str, timeout: float,
+                   path: str | None = None) -> Event:
+        """Wait for the install server to see `kind` from node `name`, recorded as a phase of that node."""
+        with self.timeline.phase(name, phase):
+            return self.server.events.wait_for(phase=phase, timeout=timeout, kind=kind, node=name, path=path,
+                                               watch=self.consoles())
+
+    def wait_console(self, name: str, pattern: str, *, phase: str, timeout: float) -> str:
+        vm = self.vms[name]
+        assert vm.console is not None
+        with self.timeline.phase(name, phase):
+            return vm.console.expect(pattern, phase=phase, timeout=timeout).group(0)
+
+    def resolve(self, qname: str, rdtype: str = "A") -> list[str]:
+        """Ask the lab's DNS server, from the lab network, and return the answers as text."""
+        import dns.message
+        import dns.query
+        import dns.rcode
+
+        def query() -> list[str]:
+            response = dns.query.udp(dns.message.make_query(qname, rdtype), str(self.network.server_ip),
+                                     timeout=3)
+            if response.rcode() != dns.rcode.NOERROR:
+                return []
+            return [item.to_text() for rrset in response.answer for item in rrset]
+
+        return netns.call_in_netns(self.network.netns, query)
+
+    def http_get(self, url: str, timeout: float = 5.0) -> bytes:
+        def get() -> bytes:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                data: bytes = resp.read()
+                return data
+
+        return netns.call_in_netns(self.network.netns, get)
+
+
+def _raise_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so `down --all` and CI timeouts unwind the ExitStack."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, handler)

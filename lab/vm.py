@@ -1,0 +1,231 @@
+"""A QEMU virtual machine in the lab: configuration, disks, console and QMP.
+
+QEMU runs inside the lab's network namespace (`ip netns exec`, which replaces itself, so the PID we hold
+is QEMU's) with its NICs on taps of the lab bridge.  Disks are qcow2 overlays: a base image is never
+written.  The serial port is a socket QEMU waits on (`wait=on`), so not one byte of firmware output is
+lost; each start of QEMU is one boot with its own console log.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from lab import netns
+from lab.accel import Accelerator
+from lab.console import SerialConsole, connect
+from lab.errors import LabError, PhaseTimeout
+from lab.process import run, spawn, stop
+from lab.registry import LabSlot
+
+log = logging.getLogger("xenlab.vm")
+
+QEMU = "qemu-system-x86_64"
+
+
+@dataclass(frozen=True)
+class NicConfig:
+    mac: str
+    tap: str
+    model: str = "virtio-net-pci"
+
+
+@dataclass(frozen=True)
+class DiskConfig:
+    """A disk: an overlay on `base` (never written), or a blank qcow2 of `size`."""
+
+    name: str
+    size: str = "8G"
+    base: Path | None = None
+    interface: str = "virtio"
+
+
+@dataclass(frozen=True)
+class VmConfig:
+    name: str
+    memory_mb: int = 512
+    cpus: int = 1
+    nics: tuple[NicConfig, ...] = ()
+    disks: tuple[DiskConfig, ...] = ()
+    boot_order: str = "nc"  # network first, then the first disk (what a PXE-managed node does)
+    kernel: Path | None = None  # direct kernel boot instead of firmware
+    initrd: Path | None = None
+    append: str = ""
+    extra_args: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Vm:
+    """One VM of a lab.  `start()` boots it; `stop()` (or leaving the `with` block) ends it for good."""
+
+    def __init__(self, config: VmConfig, *, slot: LabSlot, netns_name: str, work_dir: Path, log_dir: Path,
+                 accel: Accelerator) -> None:
+        self.config = config
+        self.slot = slot
+        self.netns = netns_name
+        self.work_dir = work_dir
+        self.log_dir = log_dir
+        self.accel = accel
+        self.boots = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.console: SerialConsole | None = None
+        self.qmp: QEMUMonitorProtocol | None = None
+        self.started_at = 0.0
+        self._disks_ready = False
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def qemu_name(self) -> str:
+        return f"{self.slot.lab_id}-{self.name}"
+
+    def __enter__(self) -> Vm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- disks ---------------------------------------------------------------------------------------------
+    def disk_path(self, disk: DiskConfig) -> Path:
+        return self.work_dir / f"{disk.name}.qcow2"
+
+    def _prepare_disks(self) -> None:
+        if self._disks_ready:
+            return
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        for disk in self.config.disks:
+            path = self.disk_path(disk)
+            if disk.base is not None:
+                fmt = "qcow2" if disk.base.suffix == ".qcow2" else "raw"
+                run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", fmt, "-b", disk.base.resolve(), path])
+            else:
+                run(["qemu-img", "create", "-q", "-f", "qcow2", path, disk.size])
+        self._disks_ready = True
+
+    # --- QEMU ----------------------------------------------------------------------------------------------
+    def argv(self) -> list[str]:
+        c = self.config
+        serial = self.work_dir / "serial.sock"
+        qmp = self.work_dir / "qmp.sock"
+        args = [QEMU, "-name", f"{self.qemu_name},process={self.qemu_name}",
+                "-machine", "pc,graphics=off",  # graphics=off: SeaBIOS and iPXE print on the serial port
+                *self.accel.qemu_args(), "-m", str(c.memory_mb), "-smp", str(c.cpus),
+                "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-no-reboot",
+                "-chardev", f"socket,id=serial0,path={serial},server=on,wait=on", "-serial", "chardev:serial0",
+                "-qmp", f"unix:{qmp},server=on,wait=off",
+                "-pidfile", str(self.work_dir / "qemu.pid")]
+        for i, nic in enumerate(c.nics):
+            args += ["-netdev", f"tap,id=net{i},ifname={nic.tap},script=no,downscript=no",
+                     "-device", f"{nic.model},netdev=net{i},mac={nic.mac}"]
+        for disk in c.disks:
+            args += ["-drive", f"file={self.disk_path(disk)},format=qcow2,if={disk.interface},cache=unsafe"]
+        if c.kernel:
+            args += ["-kernel", str(c.kernel), "-append", c.append]
+            if c.initrd:
+                args += ["-initrd", str(c.initrd)]
+        else:
+            args += ["-boot", f"order={c.boot_order}"]
+        return args + list(c.extra_args)
+
+    def start(self) -> SerialConsole:
+        """Boot the VM (again): a new QEMU process and a new console log."""
+        if self.running:
+            raise LabError(f"{self.name} is already running")
+        self._prepare_disks()
+        self.boots += 1
+        for sock in ("serial.sock", "qmp.sock"):
+            (self.work_dir / sock).unlink(missing_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        argv = netns.exec_argv(self.netns, self.argv())
+        self.started_at = time.monotonic()
+        self.proc = spawn(argv, log_path=self.log_dir / "qemu.log")
+        self.slot.note(pids=self.proc.pid)
+        log.info("%s: boot %d started (QEMU pid %d, %s)", self.name, self.boots, self.proc.pid, self.accel.name)
+        try:
+            sock = connect(self.work_dir / "serial.sock")
+        except LabError:
+            self._raise_if_dead("QEMU did not open its serial socket")
+            raise
+        self.console = SerialConsole(sock, self.log_dir / f"console-boot{self.boots}.log", self.name)
+        self.qmp = QEMUMonitorProtocol(str(self.work_dir / "qmp.sock"))
+        self._connect_qmp()
+        return self.console
+
+    def _connect_qmp(self) -> None:
+        assert self.qmp is not None
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.qmp.connect()
+                return
+            except (OSError, Exception) as exc:  # qemu.qmp raises its own ConnectError types
+                self._raise_if_dead("QEMU stopped before its QMP socket answered")
+                if time.monotonic() > deadline:
+                    raise LabError(f"{self.name}: QMP did not answer: {exc}") from None
+                time.sleep(0.05)
+
+    def _raise_if_dead(self, what: str) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            tail = (self.log_dir / "qemu.log").read_text(errors="replace")[-2000:]
+            raise LabError(f"{self.name}: {what}; QEMU exited with {self.proc.returncode}:\n{tail}",
+                           hint="check the QEMU arguments and that the tap exists in the lab namespace")
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def status(self) -> str:
+        """The VM's run state from QMP (`running`, `paused`, `shutdown`…)."""
+        if not self.running or self.qmp is None:
+            return "stopped"
+        return str(self.qmp.cmd("query-status")["status"])
+
+    def reset(self) -> None:
+        assert self.qmp is not None
+        self.qmp.cmd("system_reset")
+
+    def wait_exit(self, *, phase: str, timeout: float) -> int:
+        """Wait for QEMU to exit (the guest powered off); fatal console output ends the wait at once."""
+        deadline = time.monotonic() + timeout
+        assert self.proc is not None
+        while self.proc.poll() is None:
+            if self.console:
+                self.console.check()
+            if time.monotonic() > deadline:
+                tail = self.console.tail() if self.console else ""
+                raise PhaseTimeout(f"{self.name}: phase {phase!r}: the VM did not power off within {timeout:.0f} s"
+                                   f"\n--- last console lines ---\n{tail}")
+            time.sleep(0.1)
+        self._after_exit()
+        return self.proc.returncode
+
+    def _after_exit(self) -> None:
+        if self.qmp is not None:
+            try:
+                self.qmp.close()
+            except Exception:  # the peer is gone; nothing to close cleanly
+                pass
+            self.qmp = None
+        if self.console is not None:
+            self.console.close()
+        if self.proc is not None:
+            self.slot.forget(pids=self.proc.pid)
+
+    def stop(self) -> None:
+        """Power the VM off now (QMP quit, then kill) and release its console."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None and self.qmp is not None:
+            try:
+                self.qmp.cmd("quit")
+                self.proc.wait(5)
+            except Exception:  # QMP may already be gone; fall through to the signal
+                pass
+        stop(self.proc)
+        self._after_exit()
