@@ -44,10 +44,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     else:
         kind = "test"
     report.user_properties.append(("failure_kind", kind))
-    report.sections.append(("failure kind", f"{kind}: " + {
-        "lab": "the lab itself broke (not a verdict on the system under test)",
-        "product": "the system under test failed",
-        "test": "an assertion or an unexpected error in the test"}[kind]))
+    report.sections.append(
+        (
+            "failure kind",
+            f"{kind}: "
+            + {
+                "lab": "the lab itself broke (not a verdict on the system under test)",
+                "product": "the system under test failed",
+                "test": "an assertion or an unexpected error in the test",
+            }[kind],
+        )
+    )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -1,12 +1,15 @@
 """Debian packages: resolve to exact versions, download once into a checksum-named cache, extract.
 
 Packages come from the machine's apt sources (Debian 12) with `apt-get download`; nothing is installed on
-the machine.  A package's SHA256 from the archive index is part of every image key that uses it.
+the machine.  A package's SHA256 from the archive index is part of every image key that uses it.  Answers
+of apt-cache (about a second each) are remembered until the package lists change.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 import shutil
 import tempfile
@@ -16,6 +19,8 @@ from pathlib import Path
 from lab.errors import LabError
 from lab.paths import cache_dir
 from lab.process import run
+
+APT_LISTS = Path("/var/lib/apt/lists")
 
 
 @dataclass(frozen=True)
@@ -28,21 +33,66 @@ class Deb:
         return f"{self.name}={self.version}@{self.sha256[:16]}"
 
 
+def _lists_stamp() -> str:
+    """Changes whenever `apt-get update` brings new package indexes."""
+    parts = sorted(f"{p.name}:{p.stat().st_mtime_ns}:{p.stat().st_size}" for p in APT_LISTS.glob("*_Packages*"))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _memo() -> tuple[Path, dict[str, object]]:
+    path = cache_dir() / "apt-answers.json"
+    stamp = _lists_stamp()
+    try:
+        data = json.loads(path.read_text())
+        if data.get("stamp") == stamp:
+            return path, data
+    except (OSError, ValueError):
+        pass
+    return path, {"stamp": stamp, "answers": {}}
+
+
+def _recall(question: str) -> object | None:
+    answers = _memo()[1]["answers"]
+    assert isinstance(answers, dict)
+    return answers.get(question)
+
+
+def _remember(question: str, answer: object) -> None:
+    path, data = _memo()
+    answers = data["answers"]
+    assert isinstance(answers, dict)
+    answers[question] = answer
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=0))
+    tmp.replace(path)
+
+
 def resolve(name: str) -> Deb:
     """The candidate version of a package, as the archive index describes it."""
+    known = _recall(f"show:{name}")
+    if isinstance(known, list):
+        return Deb(*known)
     proc = run(["apt-cache", "show", "--no-all-versions", name], check=False)
     fields = dict(re.findall(r"^(Package|Version|SHA256): (.+)$", proc.stdout, re.M))
     if proc.returncode != 0 or "SHA256" not in fields:
         raise LabError(f"Debian package {name!r} is not known to apt",
                        hint="run `apt-get update` (./xenlab setup does), and check the package name")
-    return Deb(fields["Package"], fields["Version"], fields["SHA256"])
+    deb = Deb(fields["Package"], fields["Version"], fields["SHA256"])
+    _remember(f"show:{name}", [deb.name, deb.version, deb.sha256])
+    return deb
 
 
 def depends_on(name: str, pattern: str) -> str:
     """The name of the dependency of `name` matching `pattern`, e.g. the kernel behind linux-image-amd64."""
+    question = f"depends:{name}:{pattern}"
+    known = _recall(question)
+    if isinstance(known, str):
+        return known
     out = run(["apt-cache", "depends", name]).stdout
     for m in re.finditer(r"Depends: (\S+)", out):
         if re.fullmatch(pattern, m.group(1)):
+            _remember(question, m.group(1))
             return m.group(1)
     raise LabError(f"{name} has no dependency matching {pattern!r}")
 

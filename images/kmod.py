@@ -15,16 +15,16 @@ def modinfo(ko: Path) -> dict[str, list[str]]:
     data = ko.read_bytes()
     if data[:4] != b"\x7fELF" or data[4] != 2:
         raise ValueError(f"{ko}: not a 64-bit ELF module")
-    shoff, = struct.unpack_from("<Q", data, 0x28)
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
     sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
     strtab = sections[shstrndx]
-    names = data[strtab[4]:strtab[4] + strtab[5]]
+    names = data[strtab[4] : strtab[4] + strtab[5]]
     info: dict[str, list[str]] = {}
     for sec in sections:
-        name = names[sec[0]:names.index(b"\0", sec[0])]
+        name = names[sec[0] : names.index(b"\0", sec[0])]
         if name == b".modinfo":
-            for item in data[sec[4]:sec[4] + sec[5]].split(b"\0"):
+            for item in data[sec[4] : sec[4] + sec[5]].split(b"\0"):
                 key, sep, value = item.decode(errors="replace").partition("=")
                 if sep:
                     info.setdefault(key, []).append(value)

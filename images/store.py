@@ -49,8 +49,9 @@ def build_or_reuse(recipe: str, inputs: dict[str, object], build: Callable[[Path
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        (tmp / COMPLETE).write_text(json.dumps({"recipe": recipe, "inputs": inputs,
-                                                "seconds": round(time.monotonic() - started, 1)}, indent=1))
+        (tmp / COMPLETE).write_text(
+            json.dumps({"recipe": recipe, "inputs": inputs, "seconds": round(time.monotonic() - started, 1)}, indent=1)
+        )
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)

@@ -56,9 +56,28 @@ def _probe_key(qemu: str, kernel: Path) -> str:
 
 def boots_with(qemu: str, accel: str, kernel: Path, initrd: Path, timeout: float) -> bool:
     """Boot the lab's own kernel and initrd (which prints a marker and powers off) under `accel`."""
-    argv = [qemu, "-accel", accel, "-cpu", "host" if accel == "kvm" else "qemu64", "-m", "256",
-            "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
-            "-kernel", str(kernel), "-initrd", str(initrd), "-append", "console=ttyS0 xenlab.probe panic=-1"]
+    argv = [
+        qemu,
+        "-accel",
+        accel,
+        "-cpu",
+        "host" if accel == "kvm" else "qemu64",
+        "-m",
+        "256",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        "console=ttyS0 xenlab.probe panic=-1",
+    ]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     seen = b""

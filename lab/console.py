@@ -8,6 +8,7 @@ words) is kept in a bounded window that waits match against.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -44,8 +45,7 @@ def clean(raw: bytes) -> str:
 class SerialConsole:
     """Reads one VM boot's console.  `expect()` waits for a pattern; `send_line()` types into it."""
 
-    def __init__(self, sock: socket.socket, log_path: Path, name: str,
-                 fatal: Iterable[str] = DEFAULT_FATAL) -> None:
+    def __init__(self, sock: socket.socket, log_path: Path, name: str, fatal: Iterable[str] = DEFAULT_FATAL) -> None:
         self.name = name
         self.log_path = log_path
         self._sock = sock
@@ -128,8 +128,9 @@ class SerialConsole:
         with self._cond:
             hit = self._fatal_hit
         if hit:
-            raise FatalConsoleOutput(f"{self.name}: fatal console output: {hit}\n--- last console lines "
-                                     f"({self.log_path}) ---\n{self.tail()}")
+            raise FatalConsoleOutput(
+                f"{self.name}: fatal console output: {hit}\n--- last console lines ({self.log_path}) ---\n{self.tail()}"
+            )
 
     def expect(self, pattern: str, *, phase: str, timeout: float) -> re.Match[str]:
         """Wait until `pattern` (a regex) appears after the previous match; return the match.
@@ -162,21 +163,21 @@ class SerialConsole:
             return re.search(pattern, self._text) is not None
 
     def _message(self, phase: str, pattern: str, why: str) -> str:
-        return (f"{self.name}: phase {phase!r}: waiting for /{pattern}/: {why}\n"
-                f"--- last console lines ({self.log_path}) ---\n{self.tail()}")
+        return (
+            f"{self.name}: phase {phase!r}: waiting for /{pattern}/: {why}\n"
+            f"--- last console lines ({self.log_path}) ---\n{self.tail()}"
+        )
 
     # --- writing -------------------------------------------------------------------------------------------
     def send_line(self, line: str) -> None:
         data = (line + "\r").encode()
         for i in range(0, len(data), INPUT_CHUNK):
-            self._sock.sendall(data[i:i + INPUT_CHUNK])
+            self._sock.sendall(data[i : i + INPUT_CHUNK])
             time.sleep(INPUT_PAUSE)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self._reader.join(timeout=5)
         self._sock.close()
         self._log.close()

@@ -32,7 +32,7 @@ from images.recipes import dummy_installer, server_rootfs
 from lab import accel, netns, preflight, registry
 from lab.errors import PreflightError
 from lab.network import LabNetwork, NetworkConfig, tap_name
-from lab.paths import new_run_dir
+from lab.paths import new_run_dir, work_root
 from lab.timeline import Timeline
 from lab.vm import DiskConfig, NicConfig, Vm, VmConfig
 from netboot_stack.config import InstallServerConfig, ServedNode
@@ -42,7 +42,6 @@ from quattor.aii.nbp import BootEntry, NodeBoot
 
 log = logging.getLogger("xenlab.lab")
 
-WORK_ROOT = Path("/var/tmp/xenlab")
 INSTALLERS = ("dummy-installer",)
 
 
@@ -78,16 +77,18 @@ def check_spec(spec: LabSpec) -> None:
     """Bad input found before anything starts."""
     for n in spec.nodes:
         if n.installer not in catalog.NAMES:
-            raise PreflightError(f"node {n.name}: no image named {n.installer!r}",
-                                 hint=f"known images: {', '.join(catalog.NAMES)}")
+            raise PreflightError(
+                f"node {n.name}: no image named {n.installer!r}", hint=f"known images: {', '.join(catalog.NAMES)}"
+            )
     names = [n.name for n in spec.nodes]
     hosts = [n.host for n in spec.nodes]
     macs = [n.mac.lower() for n in spec.nodes if n.mac]
     for what, values in (("name", names), ("IP address", hosts), ("MAC", macs)):
         dup = {v for v in values if values.count(v) > 1}
         if dup:
-            raise PreflightError(f"two nodes share the {what} {sorted(dup)[0]}",
-                                 hint="every node needs its own name, MAC and IP address")
+            raise PreflightError(
+                f"two nodes share the {what} {sorted(dup)[0]}", hint="every node needs its own name, MAC and IP address"
+            )
 
 
 class Lab:
@@ -130,7 +131,7 @@ class Lab:
             self.stack.callback(self.slot.release)
             if self.run_dir is None:
                 self.run_dir = new_run_dir(f"{self.spec.label}-{self.slot.lab_id}")
-            self.work_dir = WORK_ROOT / self.slot.lab_id
+            self.work_dir = work_root() / self.slot.lab_id
             shutil.rmtree(self.work_dir, ignore_errors=True)
             self.work_dir.mkdir(parents=True)
             self.stack.callback(shutil.rmtree, self.work_dir, True)
@@ -141,8 +142,9 @@ class Lab:
             self.net = self.stack.enter_context(LabNetwork(self.network))
             served = tuple(ServedNode(n.name, self.mac(n.name), self.ip(n.name), n.route) for n in self.spec.nodes)
             config = InstallServerConfig(self.network, domain=self.spec.domain, nodes=served)
-            self.server = InstallServer(config, slot=self.slot, work_dir=self.work_dir,
-                                        log_dir=self.run_dir / "install-server", rootfs=rootfs)
+            self.server = InstallServer(
+                config, slot=self.slot, work_dir=self.work_dir, log_dir=self.run_dir / "install-server", rootfs=rootfs
+            )
             self.stack.enter_context(self.server)
         log.info("lab %s is up; logs in %s", self.slot.lab_id, self.run_dir)
 
@@ -178,8 +180,12 @@ class Lab:
         kernel = self.server.publish(image / "vmlinuz", f"boot/{node.installer}/vmlinuz")
         initrd = self.server.publish(image / "initrd.gz", f"boot/{node.installer}/initrd.gz")
         ks = self.server.write(f"ks/{self.fqdn(name)}.ks", kickstart)
-        entry = BootEntry(label=f"install-{name}", kernel=kernel, initrd=initrd,
-                          append=(f"ks={self.server.url(ks)}", "console=ttyS0", "panic=-1", *append))
+        entry = BootEntry(
+            label=f"install-{name}",
+            kernel=kernel,
+            initrd=initrd,
+            append=(f"ks={self.server.url(ks)}", "console=ttyS0", "panic=-1", *append),
+        )
         self.server.nbp.configure(self.node_boot(name), entry)
         self.server.nbp.install(self.node_boot(name))
         return entry
@@ -192,10 +198,21 @@ class Lab:
         node = self.spec.node(name)
         tap = self.net.add_tap(tap_name(name))
         assert self.run_dir is not None
-        config = VmConfig(name=name, memory_mb=node.memory_mb, cpus=node.cpus,
-                          nics=(NicConfig(self.mac(name), tap),), disks=node.disks)
-        vm = Vm(config, slot=self.slot, netns_name=self.network.netns, work_dir=self.work_dir / name,
-                log_dir=self.run_dir / name, accel=self.accel)
+        config = VmConfig(
+            name=name,
+            memory_mb=node.memory_mb,
+            cpus=node.cpus,
+            nics=(NicConfig(self.mac(name), tap),),
+            disks=node.disks,
+        )
+        vm = Vm(
+            config,
+            slot=self.slot,
+            netns_name=self.network.netns,
+            work_dir=self.work_dir / name,
+            log_dir=self.run_dir / name,
+            accel=self.accel,
+        )
         self.vms[name] = self.stack.enter_context(vm)
         return vm
 
@@ -203,12 +220,12 @@ class Lab:
         return [vm.console for vm in self.vms.values() if vm.console is not None]
 
     # --- witnesses -----------------------------------------------------------------------------------------
-    def wait_event(self, name: str, *, kind: str, phase: str, timeout: float,
-                   path: str | None = None) -> Event:
+    def wait_event(self, name: str, *, kind: str, phase: str, timeout: float, path: str | None = None) -> Event:
         """Wait for the install server to see `kind` from node `name`, recorded as a phase of that node."""
         with self.timeline.phase(name, phase):
-            return self.server.events.wait_for(phase=phase, timeout=timeout, kind=kind, node=name, path=path,
-                                               watch=self.consoles())
+            return self.server.events.wait_for(
+                phase=phase, timeout=timeout, kind=kind, node=name, path=path, watch=self.consoles()
+            )
 
     def wait_console(self, name: str, pattern: str, *, phase: str, timeout: float) -> str:
         vm = self.vms[name]
@@ -223,8 +240,7 @@ class Lab:
         import dns.rcode
 
         def query() -> list[str]:
-            response = dns.query.udp(dns.message.make_query(qname, rdtype), str(self.network.server_ip),
-                                     timeout=3)
+            response = dns.query.udp(dns.message.make_query(qname, rdtype), str(self.network.server_ip), timeout=3)
             if response.rcode() != dns.rcode.NOERROR:
                 return []
             return [item.to_text() for rrset in response.answer for item in rrset]
@@ -245,6 +261,7 @@ def _raise_on_sigterm() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+
         def handler(signum: int, frame: FrameType | None) -> None:
             raise KeyboardInterrupt(f"signal {signum}")
 

@@ -1,7 +1,7 @@
 """The lab network: two namespaces, a bridge, a veth for the install server and a tap per VM.
 
 ```
-netns <lab>:       br0 (STP off, no forward delay; the observer address) ── srv0 ═ veth ═ eth0 in netns <lab>-srv (the server)
+netns <lab>:       br0 (STP off, no delay, observer address) ── srv0 ═ veth ═ eth0 in netns <lab>-srv
                      └── tap-<vm> (one per QEMU NIC; QEMU runs in this namespace)
 ```
 
@@ -93,12 +93,24 @@ class LabNetwork:
         netns.ip(c.netns, "addr", "add", f"{c.observer_ip}/{c.subnet.prefixlen}", "dev", BRIDGE)
         netns.ip(c.netns, "link", "set", BRIDGE, "up")
         # The server's end is created directly inside its namespace: it never exists anywhere else.
-        netns.ip(c.netns, "link", "add", SERVER_VETH_LAB_END, "type", "veth",
-                 "peer", "name", SERVER_IFACE, "netns", c.server_netns)
+        netns.ip(
+            c.netns,
+            "link",
+            "add",
+            SERVER_VETH_LAB_END,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            SERVER_IFACE,
+            "netns",
+            c.server_netns,
+        )
         netns.ip(c.netns, "link", "set", SERVER_VETH_LAB_END, "master", BRIDGE, "up")
         netns.ip(c.server_netns, "addr", "add", f"{c.server_ip}/{c.subnet.prefixlen}", "dev", SERVER_IFACE)
-        netns.ip(c.server_netns, "addr", "add", f"{c.server_ula}/{c.ula_prefix.prefixlen}",
-                 "dev", SERVER_IFACE, "nodad")
+        netns.ip(
+            c.server_netns, "addr", "add", f"{c.server_ula}/{c.ula_prefix.prefixlen}", "dev", SERVER_IFACE, "nodad"
+        )
         netns.ip(c.server_netns, "link", "set", SERVER_IFACE, "up")
         log.info("lab network %s up: %s, server %s", c.lab_id, c.subnet, c.server_ip)
 

@@ -14,6 +14,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"))
 
 
+def work_root() -> Path:
+    """Per-lab scratch (disk overlays, sockets, the served tree); removed with the lab."""
+    return Path(os.environ.get("XENLAB_WORK", "/var/tmp/xenlab"))
+
+
 def artifacts_root() -> Path:
     return Path(os.environ.get("XENLAB_ARTIFACTS", REPO / "artifacts"))
 

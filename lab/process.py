@@ -154,8 +154,9 @@ def kill_pid(pid: int, *, must_contain: str, grace: float = 3.0) -> bool:
     return True
 
 
-def run_logged(argv: Sequence[str | os.PathLike[str]], *, log_path: Path, timeout: float = 60,
-               hint: str | None = None) -> None:
+def run_logged(
+    argv: Sequence[str | os.PathLike[str]], *, log_path: Path, timeout: float = 60, hint: str | None = None
+) -> None:
     """Run a command whose output, and that of anything it leaves running, goes to `log_path`.
 
     For launchers such as `runc run -d`: their detached child inherits stdout, so capturing it in a pipe
@@ -165,10 +166,22 @@ def run_logged(argv: Sequence[str | os.PathLike[str]], *, log_path: Path, timeou
     log.debug("run (log %s): %s", log_path, shlex.join(args))
     with open(log_path, "ab") as out:
         try:
-            proc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=child_env(),
-                                  timeout=timeout, check=False)
+            proc = subprocess.run(
+                args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=child_env(), timeout=timeout, check=False
+            )
         except FileNotFoundError as exc:
             raise CommandError(args, 127, "", str(exc), hint or f"install {args[0]!r}") from None
     if proc.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
         raise CommandError(args, proc.returncode, "", tail, hint)
+
+
+def peak_rss_mib(pid: int, field: str = "VmHWM") -> float:
+    """A live process's peak (VmHWM) or current (VmRSS) resident memory in MiB; 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0

@@ -13,12 +13,14 @@ import json
 import logging
 import os
 import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
 from lab import netns
 from lab.errors import LabError
+from lab.paths import work_root
 from lab.process import kill_pid, run
 
 log = logging.getLogger("xenlab.registry")
@@ -137,8 +139,9 @@ def sweep(*, include_live: bool = False) -> list[str]:
             if not include_live:
                 continue
             state = _read_state(lab_id)
-            if state:
-                kill_pid(state.owner_pid, must_contain="")  # the owner first, so it cannot restart things
+            if state and state.owner_pid != os.getpid():
+                # Ask the owner first (it unwinds its own lab on SIGTERM), so it cannot restart things.
+                kill_pid(state.owner_pid, must_contain="", grace=30)
         _remove_leftovers(lab_id)
         cleaned.append(lab_id)
         if lock is not None:
@@ -183,5 +186,8 @@ def _remove_leftovers(lab_id: str) -> None:
                 kill_pid(pid, must_contain=lab_id)
             netns.delete(name)
     (labs_dir() / f"{lab_id}.json").unlink(missing_ok=True)
+    if (work_root() / lab_id).exists():
+        found = True
+        shutil.rmtree(work_root() / lab_id, ignore_errors=True)
     if found:
         log.warning("removed leftovers of crashed lab %s", lab_id)

@@ -8,6 +8,7 @@ lost; each start of QEMU is one boot with its own console log.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import time
@@ -20,7 +21,7 @@ from lab import netns
 from lab.accel import Accelerator
 from lab.console import SerialConsole, connect
 from lab.errors import LabError, PhaseTimeout
-from lab.process import run, spawn, stop
+from lab.process import peak_rss_mib, run, spawn, stop
 from lab.registry import LabSlot
 
 log = logging.getLogger("xenlab.vm")
@@ -62,8 +63,9 @@ class VmConfig:
 class Vm:
     """One VM of a lab.  `start()` boots it; `stop()` (or leaving the `with` block) ends it for good."""
 
-    def __init__(self, config: VmConfig, *, slot: LabSlot, netns_name: str, work_dir: Path, log_dir: Path,
-                 accel: Accelerator) -> None:
+    def __init__(
+        self, config: VmConfig, *, slot: LabSlot, netns_name: str, work_dir: Path, log_dir: Path, accel: Accelerator
+    ) -> None:
         self.config = config
         self.slot = slot
         self.netns = netns_name
@@ -113,16 +115,40 @@ class Vm:
         c = self.config
         serial = self.work_dir / "serial.sock"
         qmp = self.work_dir / "qmp.sock"
-        args = [QEMU, "-name", f"{self.qemu_name},process={self.qemu_name}",
-                "-machine", "pc,graphics=off",  # graphics=off: SeaBIOS and iPXE print on the serial port
-                *self.accel.qemu_args(), "-m", str(c.memory_mb), "-smp", str(c.cpus),
-                "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-no-reboot",
-                "-chardev", f"socket,id=serial0,path={serial},server=on,wait=on", "-serial", "chardev:serial0",
-                "-qmp", f"unix:{qmp},server=on,wait=off",
-                "-pidfile", str(self.work_dir / "qemu.pid")]
+        args = [
+            QEMU,
+            "-name",
+            f"{self.qemu_name},process={self.qemu_name}",
+            "-machine",
+            "pc,graphics=off",  # graphics=off: SeaBIOS and iPXE print on the serial port
+            *self.accel.qemu_args(),
+            "-m",
+            str(c.memory_mb),
+            "-smp",
+            str(c.cpus),
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-vga",
+            "none",
+            "-no-reboot",
+            "-chardev",
+            f"socket,id=serial0,path={serial},server=on,wait=on",
+            "-serial",
+            "chardev:serial0",
+            "-qmp",
+            f"unix:{qmp},server=on,wait=off",
+            "-pidfile",
+            str(self.work_dir / "qemu.pid"),
+        ]
         for i, nic in enumerate(c.nics):
-            args += ["-netdev", f"tap,id=net{i},ifname={nic.tap},script=no,downscript=no",
-                     "-device", f"{nic.model},netdev=net{i},mac={nic.mac}"]
+            args += [
+                "-netdev",
+                f"tap,id=net{i},ifname={nic.tap},script=no,downscript=no",
+                "-device",
+                f"{nic.model},netdev=net{i},mac={nic.mac}",
+            ]
         for disk in c.disks:
             args += ["-drive", f"file={self.disk_path(disk)},format=qcow2,if={disk.interface},cache=unsafe"]
         if c.kernel:
@@ -173,8 +199,10 @@ class Vm:
     def _raise_if_dead(self, what: str) -> None:
         if self.proc is not None and self.proc.poll() is not None:
             tail = (self.log_dir / "qemu.log").read_text(errors="replace")[-2000:]
-            raise LabError(f"{self.name}: {what}; QEMU exited with {self.proc.returncode}:\n{tail}",
-                           hint="check the QEMU arguments and that the tap exists in the lab namespace")
+            raise LabError(
+                f"{self.name}: {what}; QEMU exited with {self.proc.returncode}:\n{tail}",
+                hint="check the QEMU arguments and that the tap exists in the lab namespace",
+            )
 
     @property
     def running(self) -> bool:
@@ -185,6 +213,10 @@ class Vm:
         if not self.running or self.qmp is None:
             return "stopped"
         return str(self.qmp.cmd("query-status")["status"])
+
+    def peak_rss_mib(self) -> float:
+        """QEMU's peak resident memory so far (guest RAM it touched plus TCG's translation cache)."""
+        return peak_rss_mib(self.proc.pid) if self.running and self.proc else 0.0
 
     def reset(self) -> None:
         assert self.qmp is not None
@@ -199,18 +231,18 @@ class Vm:
                 self.console.check()
             if time.monotonic() > deadline:
                 tail = self.console.tail() if self.console else ""
-                raise PhaseTimeout(f"{self.name}: phase {phase!r}: the VM did not power off within {timeout:.0f} s"
-                                   f"\n--- last console lines ---\n{tail}")
+                raise PhaseTimeout(
+                    f"{self.name}: phase {phase!r}: the VM did not power off within {timeout:.0f} s"
+                    f"\n--- last console lines ---\n{tail}"
+                )
             time.sleep(0.1)
         self._after_exit()
         return self.proc.returncode
 
     def _after_exit(self) -> None:
         if self.qmp is not None:
-            try:
+            with contextlib.suppress(Exception):  # the peer is gone; nothing to close cleanly
                 self.qmp.close()
-            except Exception:  # the peer is gone; nothing to close cleanly
-                pass
             self.qmp = None
         if self.console is not None:
             self.console.close()

@@ -11,8 +11,18 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-CAPS = ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL", "CAP_AUDIT_WRITE"]
+CAPS = [
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETUID",
+    "CAP_SETGID",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+]
 
 
 @dataclass(frozen=True)
@@ -26,15 +36,25 @@ def config_json(*, rootfs: Path, netns_path: Path, hostname: str, args: list[str
     mounts: list[dict[str, object]] = [
         {"destination": "/proc", "type": "proc", "source": "proc"},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+        {
+            "destination": "/dev/pts",
+            "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+        },
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
     ]
     for target in ("/tmp", "/run", "/var/lib/misc"):
         mounts.append({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]})
     for b in binds:
-        mounts.append({"destination": b.target, "type": "bind", "source": str(b.source),
-                       "options": ["rbind", "ro" if b.readonly else "rw"]})
+        mounts.append(
+            {
+                "destination": b.target,
+                "type": "bind",
+                "source": str(b.source),
+                "options": ["rbind", "ro" if b.readonly else "rw"],
+            }
+        )
     spec = {
         "ociVersion": "1.0.2",
         "process": {
@@ -50,8 +70,13 @@ def config_json(*, rootfs: Path, netns_path: Path, hostname: str, args: list[str
         "hostname": hostname,
         "mounts": mounts,
         "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
-                           {"type": "network", "path": str(netns_path)}],
+            "namespaces": [
+                {"type": "pid"},
+                {"type": "ipc"},
+                {"type": "uts"},
+                {"type": "mount"},
+                {"type": "network", "path": str(netns_path)},
+            ],
             "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
         },

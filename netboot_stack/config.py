@@ -61,12 +61,16 @@ def check_unique(nodes: Iterable[ServedNode], network: NetworkConfig) -> None:
         for kind, value in (("MAC", node.mac), ("IP", str(node.ip)), ("name", node.name)):
             other = seen.get(f"{kind}:{value}")
             if other:
-                raise PreflightError(f"nodes {other} and {node.name} have the same {kind} {value}",
-                                     hint="give every node its own MAC, IP address and name")
+                raise PreflightError(
+                    f"nodes {other} and {node.name} have the same {kind} {value}",
+                    hint="give every node its own MAC, IP address and name",
+                )
             seen[f"{kind}:{value}"] = node.name
         if node.ip not in network.subnet or node.ip == network.server_ip:
-            raise PreflightError(f"node {node.name}: {node.ip} is not a free address of the lab subnet "
-                                 f"{network.subnet} (the server is {network.server_ip})")
+            raise PreflightError(
+                f"node {node.name}: {node.ip} is not a free address of the lab subnet "
+                f"{network.subnet} (the server is {network.server_ip})"
+            )
         low, high = network.dynamic_range
         if low <= node.ip <= high:
             raise PreflightError(f"node {node.name}: {node.ip} lies in the dynamic pool {low}-{high}")

@@ -67,8 +67,14 @@ def parse_event_line(line: str) -> Event | None:
         return None
     detail = rec.get("reason") or rec.get("what") or rec.get("method")
     path = rec.get("path")
-    return Event(rec["kind"], client=rec.get("client"), node=rec.get("node"), path=path.lstrip("/") if path else None,
-                 status=rec.get("status"), detail=detail)
+    return Event(
+        rec["kind"],
+        client=rec.get("client"),
+        node=rec.get("node"),
+        path=path.lstrip("/") if path else None,
+        status=rec.get("status"),
+        detail=detail,
+    )
 
 
 def mac_of_link_local(address: str) -> str | None:
@@ -85,7 +91,7 @@ def mac_of_link_local(address: str) -> str | None:
 
 
 def _strip_root(path: str, root: str) -> str:
-    return path[len(root):].lstrip("/") if path.startswith(root) else path
+    return path[len(root) :].lstrip("/") if path.startswith(root) else path
 
 
 class _Tail:
@@ -112,8 +118,13 @@ class _Tail:
 class EventLog:
     """All events so far, read on demand; `wait_for` polls until one matches."""
 
-    def __init__(self, dnsmasq_log: Path, events_file: Path, nodes_by_ip: dict[str, str],
-                 nodes_by_mac: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        dnsmasq_log: Path,
+        events_file: Path,
+        nodes_by_ip: dict[str, str],
+        nodes_by_mac: dict[str, str] | None = None,
+    ) -> None:
         self._dnsmasq = _Tail(dnsmasq_log)
         self._events = _Tail(events_file)
         self._nodes_by_ip = nodes_by_ip
@@ -135,14 +146,23 @@ class EventLog:
         node = node or self._nodes_by_mac.get(mac or "")
         return Event(e.kind, e.client, node, mac, e.path, e.status, e.detail, now)
 
-    def select(self, kind: str | None = None, node: str | None = None,
-               path: str | Callable[[str], bool] | None = None) -> list[Event]:
+    def select(
+        self, kind: str | None = None, node: str | None = None, path: str | Callable[[str], bool] | None = None
+    ) -> list[Event]:
         self.poll()
         return [e for e in self.all if _matches(e, kind, node, path)]
 
-    def wait_for(self, *, phase: str, timeout: float, kind: str, node: str | None = None,
-                 path: str | Callable[[str], bool] | None = None, watch: Iterable[Watched] = (),
-                 fail_on_install_failure: bool = True) -> Event:
+    def wait_for(
+        self,
+        *,
+        phase: str,
+        timeout: float,
+        kind: str,
+        node: str | None = None,
+        path: str | Callable[[str], bool] | None = None,
+        watch: Iterable[Watched] = (),
+        fail_on_install_failure: bool = True,
+    ) -> Event:
         """Wait for an event; fail at once on an install failure reported by `node`, or a fatal console."""
         deadline = time.monotonic() + timeout
         watch = list(watch)
@@ -150,16 +170,20 @@ class EventLog:
             for e in self.select():
                 if _matches(e, kind, node, path):
                     return e
-                if fail_on_install_failure and e.kind in ("install-failed", "server-error") and \
-                        (node is None or e.node in (node, None)):
+                if (
+                    fail_on_install_failure
+                    and e.kind in ("install-failed", "server-error")
+                    and (node is None or e.node in (node, None))
+                ):
                     raise ProductFailure(f"phase {phase!r}: {e.node or e.client} reported: {e.kind} {e.detail}")
             for w in watch:
                 w.check()
             if time.monotonic() > deadline:
                 recent = "\n".join(f"  {e}" for e in self.all[-15:]) or "  (none)"
                 what = " ".join(x for x in (kind, node, path if isinstance(path, str) else None) if x)
-                raise PhaseTimeout(f"phase {phase!r}: no install-server event '{what}' within {timeout:.0f} s; "
-                                   f"last events:\n{recent}")
+                raise PhaseTimeout(
+                    f"phase {phase!r}: no install-server event '{what}' within {timeout:.0f} s; last events:\n{recent}"
+                )
             time.sleep(0.1)
 
 

@@ -27,7 +27,7 @@ import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from quattor.aii.nbp import NbpTree, NodeBoot  # noqa: E402
+from quattor.aii.nbp import NbpTree, NodeBoot
 
 ACK_PATH = "/cgi-bin/aii-installack.cgi"
 FAILED_PATH = "/xenlab/install-failed"
@@ -78,7 +78,7 @@ def make_handler(server: Server) -> type[http.server.SimpleHTTPRequestHandler]:
         def __init__(self, *args: object, **kwargs: object) -> None:
             super().__init__(*args, directory=str(server.root), **kwargs)  # type: ignore[arg-type]
 
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             path, _, query = self.path.partition("?")
             client = self.client_address[0]
             if path == ACK_PATH:
@@ -91,7 +91,7 @@ def make_handler(server: Server) -> type[http.server.SimpleHTTPRequestHandler]:
             else:
                 super().do_GET()
 
-        do_POST = do_GET  # noqa: N815 - installers may POST their ack
+        do_POST = do_GET
 
         def _reply(self, status: int, body: str) -> None:
             data = body.encode()
@@ -104,10 +104,15 @@ def make_handler(server: Server) -> type[http.server.SimpleHTTPRequestHandler]:
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             if self.path.startswith(HEALTH_PATH):
                 return
-            server.events.write("http", client=self.client_address[0], method=self.command,
-                                path=self.path.partition("?")[0], status=int(code) if str(code).isdigit() else code)
+            server.events.write(
+                "http",
+                client=self.client_address[0],
+                method=self.command,
+                path=self.path.partition("?")[0],
+                status=int(code) if str(code).isdigit() else code,
+            )
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             sys.stderr.write("httpd: " + (format % args) + "\n")
 
     return Handler

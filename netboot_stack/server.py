@@ -14,7 +14,7 @@ from pathlib import Path
 from lab import netns
 from lab.errors import LabError
 from lab.paths import REPO
-from lab.process import run, run_logged
+from lab.process import peak_rss_mib, run, run_logged
 from lab.registry import LabSlot, runc_root
 from netboot_stack.bundle import Bind, config_json
 from netboot_stack.config import InstallServerConfig, render_dnsmasq
@@ -31,8 +31,9 @@ READY_TIMEOUT = 15.0
 class InstallServer:
     """Use as a context manager: the container runs inside the `with` block and is removed after it."""
 
-    def __init__(self, config: InstallServerConfig, *, slot: LabSlot, work_dir: Path, log_dir: Path,
-                 rootfs: Path) -> None:
+    def __init__(
+        self, config: InstallServerConfig, *, slot: LabSlot, work_dir: Path, log_dir: Path, rootfs: Path
+    ) -> None:
         self.config = config
         self.slot = slot
         self.work_dir = work_dir
@@ -40,8 +41,12 @@ class InstallServer:
         self.rootfs = rootfs
         self.container_id = f"{config.network.lab_id}-srv"
         self.srv = work_dir / "srv"  # TFTP root and HTTP root
-        self.events = EventLog(log_dir / "dnsmasq.log", log_dir / "events.jsonl",
-                               {str(n.ip): n.name for n in config.nodes}, {n.mac: n.name for n in config.nodes})
+        self.events = EventLog(
+            log_dir / "dnsmasq.log",
+            log_dir / "events.jsonl",
+            {str(n.ip): n.name for n in config.nodes},
+            {n.mac: n.name for n in config.nodes},
+        )
         self.nbp = NbpTree(self.srv, config.http_base)
         self.started_at = 0.0
 
@@ -88,14 +93,25 @@ class InstallServer:
         conf = self.work_dir / "server"
         conf.mkdir(exist_ok=True)
         (conf / "dnsmasq.conf").write_text(
-            render_dnsmasq(self.config, tftp_root=TFTP_ROOT, log_file=f"{LOG_DIR}/dnsmasq.log"))
+            render_dnsmasq(self.config, tftp_root=TFTP_ROOT, log_file=f"{LOG_DIR}/dnsmasq.log")
+        )
         (conf / "dnsmasq.conf").chmod(0o644)
-        nodes = [{"name": n.name, "fqdn": self.config.fqdn(n.name), "mac": n.mac, "ip": str(n.ip)}
-                 for n in self.config.nodes]
-        (conf / "httpd.json").write_text(json.dumps({
-            "bind": str(self.config.network.server_ip), "root": TFTP_ROOT, "events": f"{LOG_DIR}/events.jsonl",
-            "http_base": self.config.http_base, "nodes": nodes,
-            "dnsmasq": ["/usr/sbin/dnsmasq", "--conf-file=/lab/dnsmasq.conf"]}, indent=1))
+        nodes = [
+            {"name": n.name, "fqdn": self.config.fqdn(n.name), "mac": n.mac, "ip": str(n.ip)} for n in self.config.nodes
+        ]
+        (conf / "httpd.json").write_text(
+            json.dumps(
+                {
+                    "bind": str(self.config.network.server_ip),
+                    "root": TFTP_ROOT,
+                    "events": f"{LOG_DIR}/events.jsonl",
+                    "http_base": self.config.http_base,
+                    "nodes": nodes,
+                    "dnsmasq": ["/usr/sbin/dnsmasq", "--conf-file=/lab/dnsmasq.conf"],
+                },
+                indent=1,
+            )
+        )
         bundle = self.work_dir / "bundle"
         bundle.mkdir(exist_ok=True)
         binds = [
@@ -107,11 +123,15 @@ class InstallServer:
             Bind(REPO / "netboot_stack", "/opt/xenlab/netboot_stack"),
             Bind(REPO / "quattor", "/opt/xenlab/quattor"),
         ]
-        (bundle / "config.json").write_text(config_json(
-            rootfs=self.rootfs, netns_path=netns.NETNS_DIR / self.config.network.server_netns,
-            hostname=self.config.server_name,
-            args=["/usr/bin/python3.11", "-u", "/opt/xenlab/netboot_stack/httpd.py", "--config", "/lab/httpd.json"],
-            binds=binds))
+        (bundle / "config.json").write_text(
+            config_json(
+                rootfs=self.rootfs,
+                netns_path=netns.NETNS_DIR / self.config.network.server_netns,
+                hostname=self.config.server_name,
+                args=["/usr/bin/python3.11", "-u", "/opt/xenlab/netboot_stack/httpd.py", "--config", "/lab/httpd.json"],
+                binds=binds,
+            )
+        )
         return bundle
 
     def start(self, bootfiles: Path | None = None) -> None:
@@ -120,10 +140,22 @@ class InstallServer:
         bundle = self._prepare(bootfiles or bootfiles_recipe.build())
         started = time.monotonic()
         self.slot.note(containers=self.container_id)
-        run_logged(["runc", "--root", runc_root(), "run", "--detach", "--bundle", bundle,
-                    "--pid-file", self.work_dir / "server.pid", self.container_id],
-                   log_path=self.log_dir / "container.log",
-                   hint="runc must run as root; see the container log for what the server said")
+        run_logged(
+            [
+                "runc",
+                "--root",
+                runc_root(),
+                "run",
+                "--detach",
+                "--bundle",
+                bundle,
+                "--pid-file",
+                self.work_dir / "server.pid",
+                self.container_id,
+            ],
+            log_path=self.log_dir / "container.log",
+            hint="runc must run as root; see the container log for what the server said",
+        )
         self._wait_ready()
         self.started_at = time.monotonic()
         log.info("install server %s ready in %.2f s", self.container_id, self.started_at - started)
@@ -145,9 +177,11 @@ class InstallServer:
                 last = str(exc)
             time.sleep(0.05)
         tail = "\n".join((self.log_dir / "container.log").read_text(errors="replace").splitlines()[-20:])
-        raise LabError(f"install server {self.container_id} did not become ready ({last})\n{tail}",
-                       hint="is port 53/67/69 in use in the server namespace, or the rootfs image broken? "
-                            "`./xenlab down --all` removes leftovers; `python -m images build` rebuilds")
+        raise LabError(
+            f"install server {self.container_id} did not become ready ({last})\n{tail}",
+            hint="is port 53/67/69 in use in the server namespace, or the rootfs image broken? "
+            "`./xenlab down --all` removes leftovers; `python -m images build` rebuilds",
+        )
 
     def _dnsmasq_ready(self) -> bool:
         try:
@@ -155,6 +189,10 @@ class InstallServer:
         except FileNotFoundError:
             return False
         return "TFTP root is" in text
+
+    def rss_mib(self) -> float:
+        """The container's resident memory now (dnsmasq plus the HTTP server)."""
+        return sum(peak_rss_mib(pid, "VmRSS") for pid in netns.pids(self.config.network.server_netns))
 
     def stop(self) -> None:
         root = runc_root()

@@ -20,11 +20,12 @@ class NetbootResult:
     token: str  # a value only this node's kickstart holds
     console: str  # the cleaned console text of the boot
     kickstart_url: str
+    qemu_peak_rss_mib: float  # sampled at the ack, just before power-off
+    server_rss_mib: float
 
 
 def kickstart_for(lab: Lab, node: str, token: str) -> str:
-    return (f"# kickstart of {lab.fqdn(node)}, served by the xenlab install server\n"
-            f"text\nXENLAB-NETBOOT-TOKEN {token}\n")
+    return f"# kickstart of {lab.fqdn(node)}, served by the xenlab install server\ntext\nXENLAB-NETBOOT-TOKEN {token}\n"
 
 
 def netboot(lab: Lab, node: str, *, timeout_scale: float = 1.0) -> NetbootResult:
@@ -39,16 +40,19 @@ def netboot(lab: Lab, node: str, *, timeout_scale: float = 1.0) -> NetbootResult
         vm.start()
     lab.wait_event(node, kind="lease", phase="dhcp", timeout=60 * t)
     if route == "ipxe":
-        lab.wait_event(node, kind="http", path=f"ipxe/{lab.node_boot(node).ipxe_name}", phase="boot-file",
-                       timeout=30 * t)
+        lab.wait_event(
+            node, kind="http", path=f"ipxe/{lab.node_boot(node).ipxe_name}", phase="boot-file", timeout=30 * t
+        )
     else:
-        lab.wait_event(node, kind="tftp", path=f"pxelinux.cfg/{lab.node_boot(node).mac_name}",
-                       phase="boot-file", timeout=30 * t)
+        lab.wait_event(
+            node, kind="tftp", path=f"pxelinux.cfg/{lab.node_boot(node).mac_name}", phase="boot-file", timeout=30 * t
+        )
     lab.wait_console(node, r"Linux version \S+", phase="kernel-start", timeout=120 * t)
     lab.wait_event(node, kind="http", path=ks_path, phase="kickstart", timeout=60 * t)
     lab.wait_event(node, kind="ack", phase="ack", timeout=30 * t)
+    qemu_rss, server_rss = vm.peak_rss_mib(), lab.server.rss_mib()
     with lab.timeline.phase(node, "poweroff"):
         vm.wait_exit(phase="poweroff", timeout=30 * t)
     assert vm.console is not None
     ks_arg = next(a for a in entry.append if a.startswith("ks="))
-    return NetbootResult(node, token, vm.console.text, ks_arg.removeprefix("ks="))
+    return NetbootResult(node, token, vm.console.text, ks_arg.removeprefix("ks="), qemu_rss, server_rss)

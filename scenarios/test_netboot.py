@@ -20,8 +20,9 @@ pytestmark = pytest.mark.scenario
 
 def spec(route: str) -> LabSpec:
     # cagnode51 never boots: it is there to show that every node resolves before it ever took a lease.
-    return LabSpec(f"netboot-{route}", nodes=(NodeSpec("cagnode50", host=50, route=route),
-                                              NodeSpec("cagnode51", host=51)))
+    return LabSpec(
+        f"netboot-{route}", nodes=(NodeSpec("cagnode50", host=50, route=route), NodeSpec("cagnode51", host=51))
+    )
 
 
 @pytest.mark.parametrize("route", ["pxelinux", "ipxe"])
@@ -60,8 +61,11 @@ def test_host_netboots_fetches_its_kickstart_and_acks(route: str, run_dir: Path)
         # Isolation: everything this server saw came from this lab's own node (by IPv4 address, or by the
         # MAC inside the IPv6 link-local address iPXE asks DNS from) or from the lab's observer.
         mine = {str(lab.ip("cagnode50")), str(lab.network.observer_ip)}
-        foreign = [e for e in events.all
-                   if e.client and e.client not in mine and not (e.mac == lab.mac("cagnode50") and e.node)]
+        foreign = [
+            e
+            for e in events.all
+            if e.client and e.client not in mine and not (e.mac == lab.mac("cagnode50") and e.node)
+        ]
         assert not foreign, f"the install server saw clients from outside its lab: {foreign}"
         assert all(e.mac == lab.mac("cagnode50") for e in events.select(kind="lease"))
 

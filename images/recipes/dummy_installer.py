@@ -45,6 +45,10 @@ def build() -> Path:
             cpio.write_initrd(root, out / "initrd.gz")
         (out / "vmlinuz").symlink_to(kernel_image / "vmlinuz")
 
-    inputs = {"kernel": kernel_image.name, "busybox": busybox.as_input(), "modules": list(MODULES),
-              "recipe": store.source_digest(*sources)}
+    inputs = {
+        "kernel": kernel_image.name,
+        "busybox": busybox.as_input(),
+        "modules": list(MODULES),
+        "recipe": store.source_digest(*sources),
+    }
     return store.build_or_reuse("dummy-installer", inputs, make)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 from images import debs, kmod, store
 
@@ -24,7 +23,8 @@ def build() -> Path:
         deps = kmod.dependency_map(out / "root" / "lib" / "modules" / release)
         (out / "modules.json").write_text(json.dumps(deps, indent=0, sort_keys=True))
 
-    return store.build_or_reuse("kernel", {"deb": deb.as_input(), "layout": 2, "recipe": store.source_digest(Path(__file__), Path(kmod.__file__))}, make)
+    inputs = {"deb": deb.as_input(), "recipe": store.source_digest(Path(__file__), Path(kmod.__file__))}
+    return store.build_or_reuse("kernel", inputs, make)
 
 
 def release(image: Path) -> str:

@@ -24,19 +24,33 @@ def build() -> Path:
         rootfs = out / "rootfs"
         tmp = out / "tmp"
         tmp.mkdir()
-        run(["mmdebstrap", "--quiet", "--variant=extract", f"--include={','.join(PACKAGES)}",
-             "--dpkgopt=path-exclude=/usr/share/{man,locale,doc}/*", SUITE, rootfs],
-            env={"TMPDIR": str(tmp)}, timeout=1800,
-            hint="mmdebstrap needs the Debian archive; ./xenlab setup installs mmdebstrap")
+        run(
+            [
+                "mmdebstrap",
+                "--quiet",
+                "--variant=extract",
+                f"--include={','.join(PACKAGES)}",
+                "--dpkgopt=path-exclude=/usr/share/{man,locale,doc}/*",
+                SUITE,
+                rootfs,
+            ],
+            env={"TMPDIR": str(tmp)},
+            timeout=1800,
+            hint="mmdebstrap needs the Debian archive; ./xenlab setup installs mmdebstrap",
+        )
         os.rmdir(tmp)
-        (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
-                                               "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+        (rootfs / "etc" / "passwd").write_text(
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+        )
         (rootfs / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
         for d in ("srv/lab", "lab", "run", "tmp", "var/lib/misc", "var/log/xenlab", "opt/xenlab"):
             (rootfs / d).mkdir(parents=True, exist_ok=True)
 
-    inputs = {"packages": [d.as_input() for d in resolved], "suite": SUITE,
-              "recipe": store.source_digest(Path(__file__))}
+    inputs = {
+        "packages": [d.as_input() for d in resolved],
+        "suite": SUITE,
+        "recipe": store.source_digest(Path(__file__)),
+    }
     return store.build_or_reuse("server-rootfs", inputs, make)
 
 

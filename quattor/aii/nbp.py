@@ -68,7 +68,7 @@ class NodeBoot:
 
 
 def hexip(ip: ipaddress.IPv4Address) -> str:
-    return "%08X" % int(ip)
+    return f"{int(ip):08X}"
 
 
 def pxelinux_config(entry: BootEntry) -> str:
@@ -88,13 +88,7 @@ def ipxe_script(entry: BootEntry, base_url: str) -> str:
 
     initrd_name = entry.initrd.rsplit("/", 1)[-1]
     args = " ".join([f"initrd={initrd_name}", *entry.append])
-    return (
-        "#!ipxe\n"
-        f"echo xenlab: {entry.label}\n"
-        f"kernel {url(entry.kernel)} {args}\n"
-        f"initrd {url(entry.initrd)}\n"
-        "boot\n"
-    )
+    return f"#!ipxe\necho xenlab: {entry.label}\nkernel {url(entry.kernel)} {args}\ninitrd {url(entry.initrd)}\nboot\n"
 
 
 class NbpTree:

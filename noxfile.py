@@ -1,0 +1,93 @@
+"""Sessions are the test tiers and jobs.  Run through `./xenlab`, which sets the machine up first.
+
+The environment is the project's own `.venv` (made by `./xenlab setup`): nox here orders and reports the
+tiers rather than building environments, since the lab needs root and a machine-wide set-up anyway.
+
+  ci        unit, integration and scenario tiers, as CI runs them (JUnit XML and HTML in artifacts/reports)
+  gateway   the main job: the end-to-end scenario with its phases shown live
+  nightly   every tier including the slow scenarios
+  bench     per-phase timings of netboots (median of several runs), lab up/down times
+  lint      ruff and mypy
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["ci"]
+REPORTS = Path("artifacts/reports")
+
+# (tier, pytest arguments).  Scenarios run two labs at once: on 2 cores that is the measured sweet spot.
+TIERS = {
+    "unit": ["tests", "-m", "not integration"],
+    "integration": ["tests", "-m", "integration"],
+    "scenario": ["scenarios", "-m", "scenario and not slow", "-n", "2"],
+    "slow": ["scenarios", "-m", "slow", "-n", "2"],
+}
+EXIT_NO_TESTS = 5
+
+
+def run_tier(session: nox.Session, tier: str, extra: list[str]) -> None:
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *TIERS[tier],
+        f"--junitxml={REPORTS / tier}.xml",
+        f"--html={REPORTS / tier}.html",
+        "--self-contained-html",
+        *extra,
+    ]
+    session.log(" ".join(argv))
+    code = subprocess.call(argv)
+    if code == EXIT_NO_TESTS:
+        # A tier that collects nothing is a broken selection, never a pass.
+        session.error(f"tier {tier!r} collected no tests: its selection {TIERS[tier]} matches nothing")
+    if code != 0:
+        session.error(f"tier {tier!r} failed (pytest exit status {code}); reports in {REPORTS}/{tier}.*")
+
+
+@nox.session
+def ci(session: nox.Session) -> None:
+    for tier in ("unit", "integration", "scenario"):
+        run_tier(session, tier, session.posargs)
+
+
+@nox.session
+def nightly(session: nox.Session) -> None:
+    for tier in ("unit", "integration", "scenario", "slow"):
+        run_tier(session, tier, session.posargs)
+
+
+@nox.session
+def gateway(session: nox.Session) -> None:
+    # Until the gateway reinstall scenario exists, the main job is the netboot scenario.
+    session.run(
+        sys.executable,
+        "-m",
+        "pytest",
+        "scenarios/test_netboot.py",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "log_cli=true",
+        "--log-cli-level=INFO",
+        *session.posargs,
+    )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    session.run(sys.executable, "-m", "scenarios.bench_netboot", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.run(sys.executable, "-m", "ruff", "check", ".")
+    session.run(sys.executable, "-m", "mypy")

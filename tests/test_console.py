@@ -1,0 +1,80 @@
+"""The serial console against a socket pair standing in for QEMU's chardev."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.console import SerialConsole, clean
+from lab.errors import FatalConsoleOutput, PhaseTimeout
+
+
+@pytest.fixture
+def console(tmp_path: Path):
+    qemu_end, lab_end = socket.socketpair()
+    con = SerialConsole(lab_end, tmp_path / "console.log", "node1")
+    yield con, qemu_end
+    qemu_end.close()
+    con.close()
+
+
+def test_clean_strips_sercon_cursor_moves_inside_words() -> None:
+    assert clean(b"PXELINUX\x1b[25;08H\x1b[25;09H 6.04\r\n") == "PXELINUX 6.04\n"
+
+
+def test_expect_matches_across_an_escape_cut_by_a_read_boundary(console) -> None:
+    con, qemu = console
+    qemu.sendall(b"iPXE init\x1b[2")
+    time.sleep(0.05)
+    qemu.sendall(b"5;08Hializing devices\n")
+    assert con.expect(r"iPXE initializing devices", phase="firmware", timeout=5)
+
+
+def test_every_byte_is_logged_raw(console, tmp_path: Path) -> None:
+    con, qemu = console
+    qemu.sendall(b"A\x1b[1mB\r\n")
+    con.expect("AB", phase="x", timeout=5)
+    con.close()
+    assert (tmp_path / "console.log").read_bytes() == b"A\x1b[1mB\r\n"
+
+
+def test_expect_continues_after_the_previous_match(console) -> None:
+    con, qemu = console
+    qemu.sendall(b"step 1\nstep 2\n")
+    assert con.expect(r"step \d", phase="a", timeout=5).group(0) == "step 1"
+    assert con.expect(r"step \d", phase="b", timeout=5).group(0) == "step 2"
+
+
+def test_timeout_names_phase_pattern_and_last_lines(console) -> None:
+    con, qemu = console
+    qemu.sendall(b"booting\nstill booting\n")
+    with pytest.raises(PhaseTimeout) as err:
+        con.expect("DONE", phase="kernel-start", timeout=0.3)
+    text = str(err.value)
+    assert "kernel-start" in text and "/DONE/" in text and "still booting" in text
+
+
+def test_fatal_pattern_ends_the_wait_at_once_with_the_line(console) -> None:
+    con, qemu = console
+
+    def panic_later() -> None:
+        time.sleep(0.2)
+        qemu.sendall(b"[ 1.0] Kernel panic - not syncing: VFS: Unable to mount root fs\n")
+
+    threading.Thread(target=panic_later).start()
+    started = time.monotonic()
+    with pytest.raises(FatalConsoleOutput, match="Unable to mount root fs"):
+        con.expect("never printed", phase="install", timeout=30)
+    assert time.monotonic() - started < 5
+
+
+def test_eof_is_reported_as_the_vm_stopping(console) -> None:
+    con, qemu = console
+    qemu.sendall(b"bye\n")
+    qemu.close()
+    with pytest.raises(PhaseTimeout, match="console closed"):
+        con.expect("never", phase="poweroff", timeout=5)

@@ -1,0 +1,73 @@
+"""Parsing the install server's logs into events, and waiting on them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lab.errors import PhaseTimeout, ProductFailure
+from netboot_stack.events import EventLog, mac_of_link_local, parse_dnsmasq_line
+
+DNSMASQ = """\
+Nov 25 10:27:33 dnsmasq-dhcp[6]: 3612712040 DHCPACK(eth0) 10.77.0.50 52:54:00:01:00:32 cagnode50
+Nov 25 10:27:34 dnsmasq-tftp[6]: sent /srv/lab/pxelinux.0 to 10.77.0.50
+Nov 25 10:27:34 dnsmasq-tftp[6]: file /srv/lab/pxelinux.cfg/0A4D0032 not found for 10.77.0.50
+Nov 25 10:27:35 dnsmasq[6]: query[A] gridinstall.xenlab.test from 10.77.0.50
+Nov 25 10:27:35 dnsmasq[6]: config gridinstall.xenlab.test is 10.77.0.1
+"""
+
+
+def test_dnsmasq_lines_become_events() -> None:
+    events = [parse_dnsmasq_line(line) for line in DNSMASQ.splitlines()]
+    assert [e.kind if e else None for e in events] == ["lease", "tftp", "tftp-missing", "dns", None]
+    lease, tftp, missing, query = events[:4]
+    assert (lease.client, lease.mac, lease.node) == ("10.77.0.50", "52:54:00:01:00:32", "cagnode50")
+    assert (tftp.path, tftp.client) == ("pxelinux.0", "10.77.0.50")
+    assert missing.path == "pxelinux.cfg/0A4D0032"
+    assert (query.path, query.detail) == ("gridinstall.xenlab.test", "A")
+
+
+def test_link_local_addresses_carry_the_mac() -> None:
+    assert mac_of_link_local("fe80::5054:ff:fe02:32") == "52:54:00:02:00:32"
+    assert mac_of_link_local("fd77::1") is None
+    assert mac_of_link_local("10.77.0.1") is None
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> EventLog:
+    (tmp_path / "dnsmasq.log").write_text(DNSMASQ)
+    return EventLog(tmp_path / "dnsmasq.log", tmp_path / "events.jsonl", {"10.77.0.50": "cagnode50"})
+
+
+def append_event(tmp_path: Path, **record: object) -> None:
+    with open(tmp_path / "events.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def test_events_are_attributed_to_nodes_by_address(log: EventLog, tmp_path: Path) -> None:
+    append_event(tmp_path, kind="http", client="10.77.0.50", path="/ks/cagnode50.ks", status=200)
+    http = log.select(kind="http")
+    assert [(e.node, e.path) for e in http] == [("cagnode50", "ks/cagnode50.ks")]
+    assert [e.node for e in log.select(kind="tftp")] == ["cagnode50"]
+
+
+def test_partial_lines_wait_for_their_end(log: EventLog, tmp_path: Path) -> None:
+    with open(tmp_path / "events.jsonl", "a") as f:
+        f.write('{"kind": "ack", "client": "10.77.0.50", ')
+    assert log.select(kind="ack") == []
+    with open(tmp_path / "events.jsonl", "a") as f:
+        f.write('"node": "cagnode50"}\n')
+    assert [e.node for e in log.select(kind="ack")] == ["cagnode50"]
+
+
+def test_wait_for_fails_fast_on_a_reported_install_failure(log: EventLog, tmp_path: Path) -> None:
+    append_event(tmp_path, kind="install-failed", client="10.77.0.50", node="cagnode50", reason="no disk")
+    with pytest.raises(ProductFailure, match="no disk"):
+        log.wait_for(phase="install", timeout=30, kind="ack", node="cagnode50")
+
+
+def test_wait_for_timeout_lists_recent_events(log: EventLog) -> None:
+    with pytest.raises(PhaseTimeout, match=r"phase 'ack'.*\n.*lease cagnode50"):
+        log.wait_for(phase="ack", timeout=0.2, kind="ack", node="cagnode50")

@@ -1,0 +1,88 @@
+"""The image builder's own machinery: the store, module ordering, the cpio writer."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from images import cpio, kmod, store
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XENLAB_CACHE", str(tmp_path / "cache"))
+
+
+def test_a_build_is_reused_and_rebuilt_only_when_its_inputs_change() -> None:
+    builds: list[str] = []
+
+    def make(out: Path) -> None:
+        builds.append(out.name)
+        (out / "file").write_text("content")
+
+    first = store.build_or_reuse("demo", {"v": 1}, make)
+    again = store.build_or_reuse("demo", {"v": 1}, make)
+    other = store.build_or_reuse("demo", {"v": 2}, make)
+    assert first == again != other
+    assert len(builds) == 2
+    assert (first / "file").read_text() == "content"
+
+
+def test_a_failed_build_leaves_nothing_behind() -> None:
+    def broken(out: Path) -> None:
+        (out / "half").write_text("x")
+        raise RuntimeError("mirror unreachable")
+
+    with pytest.raises(RuntimeError):
+        store.build_or_reuse("demo", {"v": 3}, broken)
+    assert [p.name for p in store.images_dir().iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_module_load_order_puts_dependencies_first() -> None:
+    deps = {
+        "virtio_net": {"path": "kernel/virtio_net.ko", "depends": ["net_failover", "virtio"]},
+        "net_failover": {"path": "kernel/net_failover.ko", "depends": ["failover"]},
+        "failover": {"path": "kernel/failover.ko", "depends": []},
+        "virtio": {"path": "kernel/virtio.ko", "depends": ["virtio_ring"]},
+        "virtio_ring": {"path": "kernel/virtio_ring.ko", "depends": []},
+        "virtio_pci": {"path": "kernel/virtio_pci.ko", "depends": ["virtio", "virtio_ring"]},
+    }
+    order = kmod.load_order(deps, ("virtio_pci", "virtio_net"))
+    names = [Path(p).stem for p in order]
+    assert names == ["virtio_ring", "virtio", "virtio_pci", "failover", "net_failover", "virtio_net"]
+    with pytest.raises(KeyError, match="e1000"):
+        kmod.load_order(deps, ("e1000",))
+
+
+def read_newc(data: bytes) -> dict[str, tuple[int, bytes]]:
+    entries, i = {}, 0
+    while True:
+        head = data[i:i + 110]
+        assert head[:6] == b"070701"
+        fields = [int(head[6 + 8 * k:14 + 8 * k], 16) for k in range(13)]
+        mode, size, namesize = fields[1], fields[6], fields[11]
+        name_start = i + 110
+        name = data[name_start:name_start + namesize - 1].decode()
+        body_start = name_start + namesize + (-(110 + namesize) % 4)
+        if name == "TRAILER!!!":
+            return entries
+        entries[name] = (mode, data[body_start:body_start + size])
+        i = body_start + size + (-size % 4)
+
+
+def test_cpio_archive_is_a_valid_newc_and_deterministic(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "busybox").write_bytes(b"\x7fELF...")
+    (root / "bin" / "busybox").chmod(0o755)
+    (root / "bin" / "sh").symlink_to("busybox")
+    (root / "init").write_text("#!/bin/sh\n")
+    cpio.write_initrd(root, tmp_path / "a.gz")
+    cpio.write_initrd(root, tmp_path / "b.gz")
+    assert (tmp_path / "a.gz").read_bytes() == (tmp_path / "b.gz").read_bytes()
+    entries = read_newc(gzip.decompress((tmp_path / "a.gz").read_bytes()))
+    assert set(entries) == {"bin", "bin/busybox", "bin/sh", "init"}
+    assert entries["bin/sh"] == (0o120777, b"busybox")
+    assert entries["bin/busybox"][0] == 0o100755

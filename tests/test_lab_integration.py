@@ -1,0 +1,144 @@
+"""The lab's own machinery with its real parts: runc, dnsmasq, namespaces, QEMU, crashes and cleanup."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lab import netns, preflight, registry
+from lab.errors import PreflightError
+from lab.lab import Lab, LabSpec, NodeSpec
+from lab.paths import REPO, work_root
+from lab.process import pid_alive
+
+pytestmark = pytest.mark.integration
+
+
+def lab_traces() -> set[str]:
+    """Namespaces and containers of labs on this machine."""
+    return set(n for n in netns.list_names() if n.startswith(registry.LAB_PREFIX)) | set(registry._runc_containers())
+
+
+def ack_from(lab: Lab, source: str, query: str = "") -> tuple[int, str]:
+    """Call the install-ack endpoint from `source`, an address the observer takes on the lab bridge."""
+    if source != str(lab.network.observer_ip):
+        netns.ip(lab.network.netns, "addr", "add", f"{source}/32", "dev", "br0")
+
+    def call() -> tuple[int, str]:
+        conn = http.client.HTTPConnection(str(lab.network.server_ip), 80, timeout=5, source_address=(source, 0))
+        conn.request("GET", f"/cgi-bin/aii-installack.cgi{query}")
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+
+    return netns.call_in_netns(lab.network.netns, call)
+
+
+def test_the_ack_identifies_the_node_by_its_address_only(run_dir: Path) -> None:
+    spec = LabSpec("ack", nodes=(NodeSpec("cagnode50", host=50), NodeSpec("cagnode51", host=51)))
+    with Lab(spec, run_dir=run_dir) as lab:
+        lab.serve_install("cagnode50", kickstart="text\n")
+        lab.serve_install("cagnode51", kickstart="text\n")
+        # Nobody can flip a node to local boot by naming it: the observer is no node.
+        status, body = ack_from(lab, str(lab.network.observer_ip), "?node=cagnode50.xenlab.test")
+        assert status == 403 and "no node has address" in body
+        assert lab.server.nbp.status(lab.node_boot("cagnode50")) == "install"
+        # cagnode51's own address acks cagnode51, whatever its parameters say.
+        status, body = ack_from(lab, str(lab.ip("cagnode51")), "?node=cagnode50.xenlab.test")
+        assert status == 200 and "host 'cagnode51.xenlab.test' configured to boot from local disk" in body
+        assert lab.server.nbp.status(lab.node_boot("cagnode51")) == "boot"
+        assert lab.server.nbp.status(lab.node_boot("cagnode50")) == "install"
+        lab.server.events.wait_for(phase="ack", timeout=5, kind="ack", node="cagnode51")
+        assert [e.kind for e in lab.server.events.select(node="cagnode50") if e.kind.startswith("ack")] == []
+        refused = lab.server.events.select(kind="ack-refused")
+        assert [e.client for e in refused] == [str(lab.network.observer_ip)]
+
+
+def test_install_failure_reports_reach_the_event_log(run_dir: Path) -> None:
+    with Lab(LabSpec("failed", nodes=(NodeSpec("cagnode50", host=50),)), run_dir=run_dir) as lab:
+        netns.ip(lab.network.netns, "addr", "add", f"{lab.ip('cagnode50')}/32", "dev", "br0")
+
+        def report() -> int:
+            conn = http.client.HTTPConnection(str(lab.network.server_ip), 80, timeout=5,
+                                              source_address=(str(lab.ip("cagnode50")), 0))
+            conn.request("GET", "/xenlab/install-failed?reason=partition+too+big")
+            return conn.getresponse().status
+
+        assert netns.call_in_netns(lab.network.netns, report) == 200
+        with pytest.raises(Exception, match="partition too big"):
+            lab.wait_event("cagnode50", kind="ack", phase="install", timeout=30)
+
+
+CRASHING_OWNER = """
+import sys, time
+from lab.lab import Lab, LabSpec, NodeSpec
+with Lab(LabSpec("crash", nodes=(NodeSpec("victim", host=60),))) as lab:
+    vm = lab.vm("victim")
+    vm.start()
+    print(lab.slot.lab_id, vm.proc.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def start_owner() -> tuple[subprocess.Popen[str], str, int]:
+    proc = subprocess.Popen([sys.executable, "-c", CRASHING_OWNER], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    assert line, "the lab owner did not start its lab"
+    return proc, line[0], int(line[1])
+
+
+def test_a_crashed_labs_leftovers_are_removed_by_the_next_sweep() -> None:
+    owner, lab_id, qemu_pid = start_owner()
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    # The owner died without cleaning: its namespaces, container and QEMU are still there.
+    assert netns.exists(lab_id) and pid_alive(qemu_pid)
+    assert f"{lab_id}-srv" in registry._runc_containers()
+    assert lab_id in registry.sweep()
+    assert not netns.exists(lab_id) and not netns.exists(f"{lab_id}-srv")
+    assert f"{lab_id}-srv" not in registry._runc_containers()
+    time.sleep(0.2)
+    assert not pid_alive(qemu_pid)
+    assert not (work_root() / lab_id).exists()
+
+
+def test_sigterm_makes_the_owner_tear_its_lab_down() -> None:
+    owner, lab_id, qemu_pid = start_owner()
+    owner.send_signal(signal.SIGTERM)
+    owner.wait(timeout=30)
+    assert not netns.exists(lab_id) and not pid_alive(qemu_pid)
+    assert f"{lab_id}-srv" not in registry._runc_containers()
+
+
+@pytest.mark.parametrize("spec, message", [
+    (LabSpec("bad", nodes=(NodeSpec("a", host=10, installer="anaconda-rhel9"),)), "no image named 'anaconda-rhel9'"),
+    (LabSpec("bad", nodes=(NodeSpec("a", host=10, mac="52:54:00:00:00:01"),
+                           NodeSpec("b", host=11, mac="52:54:00:00:00:01"))), "share the MAC"),
+    (LabSpec("bad", nodes=(NodeSpec("a", host=10), NodeSpec("b", host=10))), "share the IP address 10"),
+], ids=["missing-image", "duplicate-mac", "duplicate-ip"])
+def test_bad_input_fails_before_anything_starts(spec: LabSpec, message: str) -> None:
+    before = lab_traces()
+    with pytest.raises(PreflightError, match=message):
+        Lab(spec).__enter__()
+    assert lab_traces() == before
+
+
+def test_a_missing_tool_is_named_with_its_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = lab_traces()
+    monkeypatch.setitem(preflight.TOOLS, "mmdebstrap-from-the-future", "mmdebstrap")
+    with pytest.raises(PreflightError, match="(?s)missing tools.*mmdebstrap-from-the-future.*apt-get install mmdebstrap"):
+        Lab(LabSpec("bad", nodes=(NodeSpec("a", host=10),))).__enter__()
+    assert lab_traces() == before
+
+
+def test_without_root_the_lab_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(PreflightError, match="needs root"):
+        Lab(LabSpec("bad")).__enter__()
