@@ -76,8 +76,10 @@ def resolve(name: str) -> Deb:
     proc = run(["apt-cache", "show", "--no-all-versions", name], check=False)
     fields = dict(re.findall(r"^(Package|Version|SHA256): (.+)$", proc.stdout, re.M))
     if proc.returncode != 0 or "SHA256" not in fields:
-        raise LabError(f"Debian package {name!r} is not known to apt",
-                       hint="run `apt-get update` (./xenlab setup does), and check the package name")
+        raise LabError(
+            f"Debian package {name!r} is not known to apt",
+            hint="run `apt-get update` (./xenlab setup does), and check the package name",
+        )
     deb = Deb(fields["Package"], fields["Version"], fields["SHA256"])
     _remember(f"show:{name}", [deb.name, deb.version, deb.sha256])
     return deb
@@ -104,8 +106,12 @@ def fetch(deb: Deb) -> Path:
     if path.exists():
         return path
     with tempfile.TemporaryDirectory(dir=store) as tmp:
-        run(["apt-get", "download", f"{deb.name}={deb.version}"], cwd=Path(tmp), timeout=900,
-            hint="the machine needs access to the Debian archive its apt sources name")
+        run(
+            ["apt-get", "download", f"{deb.name}={deb.version}"],
+            cwd=Path(tmp),
+            timeout=900,
+            hint="the machine needs access to the Debian archive its apt sources name",
+        )
         (got,) = Path(tmp).glob("*.deb")
         digest = hashlib.sha256(got.read_bytes()).hexdigest()
         if digest != deb.sha256:

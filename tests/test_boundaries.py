@@ -47,8 +47,11 @@ def test_layers_point_one_way(package: str) -> None:
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("path", [*(p for pkg in sorted(STDLIB_ONLY) for p in files_of(pkg)), *CONTAINER_SIDE],
-                         ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize(
+    "path",
+    [*(p for pkg in sorted(STDLIB_ONLY) for p in files_of(pkg)), *CONTAINER_SIDE],
+    ids=lambda p: str(p.relative_to(REPO)),
+)
 def test_what_runs_in_dom0_or_the_container_needs_only_the_standard_library(path: Path) -> None:
     import sys
 

@@ -59,16 +59,16 @@ def test_module_load_order_puts_dependencies_first() -> None:
 def read_newc(data: bytes) -> dict[str, tuple[int, bytes]]:
     entries, i = {}, 0
     while True:
-        head = data[i:i + 110]
+        head = data[i : i + 110]
         assert head[:6] == b"070701"
-        fields = [int(head[6 + 8 * k:14 + 8 * k], 16) for k in range(13)]
+        fields = [int(head[6 + 8 * k : 14 + 8 * k], 16) for k in range(13)]
         mode, size, namesize = fields[1], fields[6], fields[11]
         name_start = i + 110
-        name = data[name_start:name_start + namesize - 1].decode()
+        name = data[name_start : name_start + namesize - 1].decode()
         body_start = name_start + namesize + (-(110 + namesize) % 4)
         if name == "TRAILER!!!":
             return entries
-        entries[name] = (mode, data[body_start:body_start + size])
+        entries[name] = (mode, data[body_start : body_start + size])
         i = body_start + size + (-size % 4)
 
 

@@ -65,8 +65,9 @@ def test_install_failure_reports_reach_the_event_log(run_dir: Path) -> None:
         netns.ip(lab.network.netns, "addr", "add", f"{lab.ip('cagnode50')}/32", "dev", "br0")
 
         def report() -> int:
-            conn = http.client.HTTPConnection(str(lab.network.server_ip), 80, timeout=5,
-                                              source_address=(str(lab.ip("cagnode50")), 0))
+            conn = http.client.HTTPConnection(
+                str(lab.network.server_ip), 80, timeout=5, source_address=(str(lab.ip("cagnode50")), 0)
+            )
             conn.request("GET", "/xenlab/install-failed?reason=partition+too+big")
             return conn.getresponse().status
 
@@ -117,12 +118,27 @@ def test_sigterm_makes_the_owner_tear_its_lab_down() -> None:
     assert f"{lab_id}-srv" not in registry._runc_containers()
 
 
-@pytest.mark.parametrize("spec, message", [
-    (LabSpec("bad", nodes=(NodeSpec("a", host=10, installer="anaconda-rhel9"),)), "no image named 'anaconda-rhel9'"),
-    (LabSpec("bad", nodes=(NodeSpec("a", host=10, mac="52:54:00:00:00:01"),
-                           NodeSpec("b", host=11, mac="52:54:00:00:00:01"))), "share the MAC"),
-    (LabSpec("bad", nodes=(NodeSpec("a", host=10), NodeSpec("b", host=10))), "share the IP address 10"),
-], ids=["missing-image", "duplicate-mac", "duplicate-ip"])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (
+            LabSpec("bad", nodes=(NodeSpec("a", host=10, installer="anaconda-rhel9"),)),
+            "no image named 'anaconda-rhel9'",
+        ),
+        (
+            LabSpec(
+                "bad",
+                nodes=(
+                    NodeSpec("a", host=10, mac="52:54:00:00:00:01"),
+                    NodeSpec("b", host=11, mac="52:54:00:00:00:01"),
+                ),
+            ),
+            "share the MAC",
+        ),
+        (LabSpec("bad", nodes=(NodeSpec("a", host=10), NodeSpec("b", host=10))), "share the IP address 10"),
+    ],
+    ids=["missing-image", "duplicate-mac", "duplicate-ip"],
+)
 def test_bad_input_fails_before_anything_starts(spec: LabSpec, message: str) -> None:
     before = lab_traces()
     with pytest.raises(PreflightError, match=message):
@@ -133,7 +149,9 @@ def test_bad_input_fails_before_anything_starts(spec: LabSpec, message: str) -> 
 def test_a_missing_tool_is_named_with_its_package(monkeypatch: pytest.MonkeyPatch) -> None:
     before = lab_traces()
     monkeypatch.setitem(preflight.TOOLS, "mmdebstrap-from-the-future", "mmdebstrap")
-    with pytest.raises(PreflightError, match="(?s)missing tools.*mmdebstrap-from-the-future.*apt-get install mmdebstrap"):
+    with pytest.raises(
+        PreflightError, match="(?s)missing tools.*mmdebstrap-from-the-future.*apt-get install mmdebstrap"
+    ):
         Lab(LabSpec("bad", nodes=(NodeSpec("a", host=10),))).__enter__()
     assert lab_traces() == before
 

@@ -34,17 +34,25 @@ def test_addresses_of_the_server_or_the_pool_are_refused(host: int) -> None:
         InstallServerConfig(NET, nodes=(node("a", "52:54:00:00:00:01", host),))
 
 
-@pytest.mark.parametrize(("name", "mac", "route"), [("Bad_Name", "52:54:00:00:00:01", "pxelinux"),
-                                                    ("a", "52-54-00-00-00-01", "pxelinux"),
-                                                    ("a", "52:54:00:00:00:01", "floppy")])
+@pytest.mark.parametrize(
+    ("name", "mac", "route"),
+    [
+        ("Bad_Name", "52:54:00:00:00:01", "pxelinux"),
+        ("a", "52-54-00-00-00-01", "pxelinux"),
+        ("a", "52:54:00:00:00:01", "floppy"),
+    ],
+)
 def test_malformed_nodes_are_refused(name: str, mac: str, route: str) -> None:
     with pytest.raises(PreflightError):
         node(name, mac, 10, route)
 
 
 def test_dnsmasq_config_has_static_leases_names_and_routes() -> None:
-    config = InstallServerConfig(NET, domain="lab.test", nodes=(node("cagnode50", "aa:00:86:e2:35:72", 50),
-                                                                node("cagnode51", "aa:00:86:e2:35:73", 51, "ipxe")))
+    config = InstallServerConfig(
+        NET,
+        domain="lab.test",
+        nodes=(node("cagnode50", "aa:00:86:e2:35:72", 50), node("cagnode51", "aa:00:86:e2:35:73", 51, "ipxe")),
+    )
     text = render_dnsmasq(config, tftp_root="/srv/lab", log_file="/var/log/xenlab/dnsmasq.log")
     lines = text.splitlines()
     assert "dhcp-host=aa:00:86:e2:35:72,10.77.0.50,cagnode50" in lines
@@ -53,7 +61,8 @@ def test_dnsmasq_config_has_static_leases_names_and_routes() -> None:
     assert "host-record=cagnode50.lab.test,cagnode50,10.77.0.50" in lines
     assert "host-record=gridinstall.lab.test,gridinstall,10.77.0.1" in lines
     assert lines.index("dhcp-boot=pxelinux.0,gridinstall,10.77.0.1") < lines.index(
-        "dhcp-boot=tag:ipxe,tag:httpboot,http://10.77.0.1/boot.ipxe")
+        "dhcp-boot=tag:ipxe,tag:httpboot,http://10.77.0.1/boot.ipxe"
+    )
     # The closed world and the iPXE speed-ups.
     for line in ("no-resolv", "address=/#/", "domain-needed", "enable-ra", "dhcp-option=tag:ipxe,encap:175,176,1b"):
         assert line in lines

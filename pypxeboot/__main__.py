@@ -1,0 +1,5 @@
+import sys
+
+from pypxeboot.cli import main
+
+sys.exit(main())
