@@ -3,7 +3,7 @@
 The environment is the project's own `.venv` (made by `./xenlab setup`): nox here orders and reports the
 tiers rather than building environments, since the lab needs root and a machine-wide set-up anyway.
 
-  ci        unit, integration and scenario tiers, as CI runs them (JUnit XML and HTML in artifacts/reports)
+  ci        lint, then the unit, integration and scenario tiers (JUnit XML and HTML in artifacts/reports)
   gateway   the main job: the end-to-end scenario with its phases shown live
   nightly   every tier including the slow scenarios
   bench     per-phase timings of netboots (median of several runs), lab up/down times
@@ -55,6 +55,7 @@ def run_tier(session: nox.Session, tier: str, extra: list[str]) -> None:
 
 @nox.session
 def ci(session: nox.Session) -> None:
+    lint(session)
     for tier in ("unit", "integration", "scenario"):
         run_tier(session, tier, session.posargs)
 
