@@ -35,6 +35,8 @@ class Accelerator:
     reason: str
 
     def qemu_args(self) -> list[str]:
+        # tb-size=256: TCG's translation cache costs host memory; 256 MiB ran Xen and the netboot as fast as
+        # the 1 GiB default (measured).
         accel = "kvm" if self.name == "kvm" else "tcg,tb-size=256"
         return ["-accel", accel, "-cpu", self.cpu]
 

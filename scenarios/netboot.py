@@ -20,7 +20,7 @@ class NetbootResult:
     token: str  # a value only this node's kickstart holds
     console: str  # the cleaned console text of the boot
     kickstart_url: str
-    qemu_peak_rss_mib: float  # sampled at the ack, just before power-off
+    qemu_peak_rss_mib: float  # sampled at kernel start (kernel and initrd loaded)
     server_rss_mib: float
 
 
@@ -48,9 +48,9 @@ def netboot(lab: Lab, node: str, *, timeout_scale: float = 1.0) -> NetbootResult
             node, kind="tftp", path=f"pxelinux.cfg/{lab.node_boot(node).mac_name}", phase="boot-file", timeout=30 * t
         )
     lab.wait_console(node, r"Linux version \S+", phase="kernel-start", timeout=120 * t)
+    qemu_rss, server_rss = vm.peak_rss_mib(), lab.server.rss_mib()  # the guest is gone soon after its ack
     lab.wait_event(node, kind="http", path=ks_path, phase="kickstart", timeout=60 * t)
     lab.wait_event(node, kind="ack", phase="ack", timeout=30 * t)
-    qemu_rss, server_rss = vm.peak_rss_mib(), lab.server.rss_mib()
     with lab.timeline.phase(node, "poweroff"):
         vm.wait_exit(phase="poweroff", timeout=30 * t)
     assert vm.console is not None
