@@ -1,0 +1,56 @@
+"""AII's DHCP and DNS entries, in the files dnsmasq re-reads on SIGHUP without losing its leases.
+
+`dhcp-hosts`: `<mac>,<ip>,<hostname>` per node (dnsmasq's dhcp-hostsfile); `hosts`: `<ip> <fqdn> <name>`
+per node (addn-hosts: forward and reverse DNS).  Each file is rewritten whole and atomically from every
+node AII knows, one line per node, sorted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from quattor.aii.node import AiiNode
+
+HOSTS_FILE = "dhcp-hosts"
+DNS_FILE = "hosts"
+
+
+class DhcpEntries:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _read(self, name: str) -> dict[str, str]:
+        path = self.directory / name
+        if not path.exists():
+            return {}
+        entries = {}
+        for line in path.read_text().splitlines():
+            if line and not line.startswith("#"):
+                key = line.split(",")[2] if name == HOSTS_FILE else line.split()[2]
+                entries[key] = line
+        return entries
+
+    def _write(self, name: str, entries: dict[str, str]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.directory / f".{name}.new"
+        tmp.write_text("# written by AII (xenlab)\n" + "".join(entries[k] + "\n" for k in sorted(entries)))
+        os.replace(tmp, self.directory / name)
+
+    def configure(self, node: AiiNode) -> None:
+        hosts, dns = self._read(HOSTS_FILE), self._read(DNS_FILE)
+        for mac_entry in (
+            e for e in hosts.values() if e.split(",")[0] == node.mac and e.split(",")[2] != node.hostname
+        ):
+            raise ValueError(f"MAC {node.mac} of {node.fqdn} is already {mac_entry.split(',')[2]}'s")
+        hosts[node.hostname] = f"{node.mac},{node.ip},{node.hostname}"
+        dns[node.hostname] = f"{node.ip} {node.fqdn} {node.hostname}"
+        self._write(HOSTS_FILE, hosts)
+        self._write(DNS_FILE, dns)
+
+    def remove(self, node: AiiNode) -> None:
+        hosts, dns = self._read(HOSTS_FILE), self._read(DNS_FILE)
+        hosts.pop(node.hostname, None)
+        dns.pop(node.hostname, None)
+        self._write(HOSTS_FILE, hosts)
+        self._write(DNS_FILE, dns)

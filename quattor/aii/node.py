@@ -1,0 +1,98 @@
+"""What AII needs of a node's profile, validated once: names, the boot NIC, addresses, AII options."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from quattor.aii.nbp import BootEntry, NodeBoot
+from quattor.profile import Profile, ProfileError
+
+MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+
+
+@dataclass(frozen=True)
+class AiiNode:
+    hostname: str
+    domain: str
+    mac: str  # lower case
+    nic: str
+    ip: ipaddress.IPv4Address
+    netmask: ipaddress.IPv4Address
+    nameservers: tuple[str, ...]
+    kernel: str
+    initrd: str
+    label: str
+    ksdevice: str
+    append: tuple[str, ...]
+    kslocation: str
+    ramdisk_token: bool
+    osinstall: dict[str, object]
+    profile: Profile
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.hostname}.{self.domain}"
+
+    @property
+    def boot(self) -> NodeBoot:
+        return NodeBoot(self.fqdn, self.mac, self.ip)
+
+    def boot_entry(self) -> BootEntry:
+        """The AII kernel arguments: [ramdisk=32768] ks=… ksdevice=… then the profile's own append."""
+        args = (
+            (("ramdisk=32768",) if self.ramdisk_token else ())
+            + (f"ks={self.kslocation}", f"ksdevice={self.ksdevice}")
+            + self.append
+        )
+        return BootEntry(self.label.replace(" ", "_"), self.kernel, self.initrd, args)
+
+
+def read(profile: Profile) -> AiiNode:
+    hostname = profile.get("/system/network/hostname")
+    domain = profile.get("/system/network/domainname")
+    for path, value in (("/system/network/hostname", hostname), ("/system/network/domainname", domain)):
+        if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", value):
+            raise ProfileError(path, f"expected a DNS name, got {value!r}")
+    nics = profile.get("/hardware/cards/nic", {}) or {}
+    boot = [(name, nic) for name, nic in nics.items() if isinstance(nic, dict) and nic.get("boot")]
+    if len(boot) != 1:
+        raise ProfileError("/hardware/cards/nic", f"expected exactly one NIC with boot true, found {len(boot)}")
+    nic, card = boot[0]
+    mac = card.get("hwaddr")
+    if not isinstance(mac, str) or not MAC.match(mac):
+        raise ProfileError(f"/hardware/cards/nic/{nic}/hwaddr", f"expected a MAC address, got {mac!r}")
+    iface = profile.reader(f"/system/network/interfaces/{nic}")
+    try:
+        ip = ipaddress.IPv4Address(iface.req_string("ip"))
+        netmask = ipaddress.IPv4Address(iface.string("netmask", default="255.255.255.0"))
+    except ValueError as exc:
+        raise ProfileError(iface.path, str(exc)) from None
+    nbp = profile.reader("/system/aii/nbp/options")
+    osinstall = profile.get("/system/aii/osinstall/options")
+    if not isinstance(osinstall, dict):
+        raise ProfileError("/system/aii/osinstall/options", "missing: AII needs it to write the kickstart")
+    kslocation = osinstall.get("kslocation")
+    if not isinstance(kslocation, str) or not kslocation.startswith("http://"):
+        raise ProfileError("/system/aii/osinstall/options/kslocation", f"expected an http:// URL, got {kslocation!r}")
+    append = tuple((nbp.string("append") or "").split())
+    nameservers = tuple(str(n) for n in profile.get("/system/network/nameserver", []) or [])
+    return AiiNode(
+        hostname=hostname,
+        domain=domain,
+        mac=mac.lower(),
+        nic=nic,
+        ip=ip,
+        netmask=netmask,  # type: ignore[arg-type]
+        nameservers=nameservers,
+        kernel=nbp.req_string("kernel"),
+        initrd=nbp.req_string("initrd"),
+        label=nbp.string("label") or f"Install {hostname}",
+        ksdevice=nbp.string("ksdevice") or nic,
+        append=append,
+        kslocation=kslocation,
+        ramdisk_token=bool(nbp.boolean("ramdisk", False)),
+        osinstall=dict(osinstall),
+        profile=profile,
+    )

@@ -1,0 +1,1 @@
+"""ncm-ncd and its configuration components."""

@@ -1,0 +1,89 @@
+"""What every ncm component gets: the target root, --noaction, logging, and one way to run commands.
+
+Commands are argv lists, never shell strings: nothing from a profile is ever interpreted by a shell.  With
+--noaction, a command that changes the system is reported and not run; queries still run.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from quattor.profile import Profile
+
+
+class ComponentError(Exception):
+    """The component could not do its job; the message says what to fix."""
+
+
+@dataclass
+class Context:
+    root: Path = Path("/")
+    noaction: bool = False
+    changes: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=lambda: {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"})
+
+    def path(self, absolute: str) -> Path:
+        """A path of the managed system, under --root when one is given."""
+        return self.root / absolute.lstrip("/")
+
+    def info(self, message: str) -> None:
+        print(f"[INFO] {message}", file=sys.stderr, flush=True)
+
+    def warn(self, message: str) -> None:
+        print(f"[WARN] {message}", file=sys.stderr, flush=True)
+
+    def change(self, message: str) -> bool:
+        """Record a change; returns whether to really make it (False under --noaction)."""
+        self.changes.append(message)
+        self.info(("would " if self.noaction else "") + message)
+        return not self.noaction
+
+    def run(
+        self, argv: list[str], *, changes: bool, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        if changes and not self.change(f"run {shlex.join(argv)}"):
+            return subprocess.CompletedProcess(argv, 0, "", "")
+        try:
+            proc = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                env=self.env,
+                timeout=timeout,
+                check=False,
+            )
+        except FileNotFoundError:
+            return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: command not found")
+        if check and proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise ComponentError(f"{shlex.join(argv)} failed with status {proc.returncode}: {' / '.join(detail)}")
+        return proc
+
+    def write_file(self, absolute: str, content: str, *, mode: int = 0o644) -> bool:
+        """Write a file if its content differs, atomically, keeping the previous one as `<file>.old`."""
+        target = self.path(absolute)
+        if target.is_file() and target.read_text() == content:
+            return False
+        if not self.change(f"{'update' if target.exists() else 'create'} {absolute}"):
+            return True
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            os.replace(target, target.with_name(target.name + ".old"))
+        tmp = target.with_name(f".{target.name}.ncm-new")
+        tmp.write_text(content)
+        tmp.chmod(mode)
+        os.replace(tmp, target)
+        return True
+
+
+class Component(Protocol):
+    name: str
+
+    def configure(self, profile: Profile, ctx: Context) -> None: ...

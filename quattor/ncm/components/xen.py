@@ -1,0 +1,174 @@
+"""ncm-xen: Xen guests from the profile: their disks, their xl configs, their start.
+
+* `/etc/xen/<name>.cfg` in xl syntax (xm's Python configs are gone with Xen 4.5): every value is a quoted
+  literal checked to be unable to end its quotes, so nothing from a profile is ever executed.  The file
+  is owned by the component and written whole; the previous version is kept as `<name>.cfg.old`.
+  `install_options` go to `/etc/xen/<name>.start`, used for the first start of a domain whose disk was
+  created in the same run.
+* Disks: a missing file disk is created **sparse** (`truncate`, no blocks written) in a new directory if
+  needed; a missing logical volume is created with `lvcreate`; a missing volume group only when the disk
+  says `create` and names its physical volume in `path`.  `create_filesystems: false` reports missing disks
+  instead.  An existing file or volume is never resized, overwritten or removed: a size that differs is a
+  warning.
+* `auto` true links `/etc/xen/auto/<name>.cfg`, false removes the link, absent leaves it.
+* `create_domains`: `xl create` for each domain not running; running ones are left alone.  When xl or
+  Xen is not up yet (first boot, before xen.service), configs and disks are still written and the
+  component says the domains will start later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from quattor.ncm.component import ComponentError, Context
+from quattor.ncm.components import xen_model
+from quattor.ncm.components.xen_model import Disk, Domain, DomainOptions
+from quattor.profile import Profile
+
+XEN_DIR = "/etc/xen"
+HEADER = "# Written by ncm-xen from the Quattor profile ({path}). Local edits are overwritten.\n"
+
+
+def render(options: DomainOptions) -> str:
+    lines = [
+        HEADER.format(path=options.profile_path),
+        f'name = "{options.name}"',
+        f'type = "{options.type}"',
+        f"memory = {options.memory}",
+    ]
+    lines += [f'{key} = "{value}"' for key, value in options.strings]
+    if options.bootloader_args is not None:
+        lines.append(f"bootloader_args = {_list(options.bootloader_args)}")
+    lines += [f"{key} = {value}" for key, value in options.integers]
+    lines += [f"{key} = {int(value)}" for key, value in options.booleans]
+    if options.vifs:
+        lines.append(f"vif = {_list(options.vifs)}")
+    if options.disks:
+        lines.append(f"disk = {_list(d.xl() for d in options.disks)}")
+    return "\n".join(lines) + "\n"
+
+
+def _list(items: Iterable[str]) -> str:
+    return "[ " + ", ".join(f'"{i}"' for i in items) + " ]"
+
+
+class XenComponent:
+    name = "xen"
+
+    def configure(self, profile: Profile, ctx: Context) -> None:
+        config = xen_model.read(profile.reader("/software/components/xen"))
+        fresh: set[str] = set()
+        for domain in config.domains:
+            for disk in _all_disks(domain):
+                if self.ensure_disk(disk, ctx, allowed=config.create_filesystems):
+                    fresh.add(domain.key)
+            ctx.write_file(f"{XEN_DIR}/{domain.key}.cfg", render(domain.options))
+            if domain.install_options is not None:
+                ctx.write_file(f"{XEN_DIR}/{domain.key}.start", render(domain.install_options))
+            self.auto_link(domain, ctx)
+        if config.create_domains:
+            self.start_domains(config.domains, fresh, ctx)
+
+    # --- disks ---------------------------------------------------------------------------------------------
+    def ensure_disk(self, disk: Disk, ctx: Context, *, allowed: bool) -> bool:
+        """Create the disk if it is missing; returns whether it was created."""
+        if disk.type == "file":
+            return self._file_disk(disk, ctx, allowed)
+        if disk.type == "lvm":
+            return self._lvm_disk(disk, ctx, allowed)
+        if not ctx.path(disk.target).exists():
+            ctx.warn(f"{disk.profile_path}: phy device {disk.target} does not exist")
+        return False
+
+    def _file_disk(self, disk: Disk, ctx: Context, allowed: bool) -> bool:
+        assert disk.path
+        target = ctx.path(disk.path)
+        if target.exists():
+            actual = target.stat().st_size // (1024 * 1024)
+            if disk.size_mib and actual != disk.size_mib:
+                ctx.warn(
+                    f"{disk.path} has {actual} MiB, the profile says {disk.size_mib}: existing disks are never resized"
+                )
+            return False
+        if not allowed:
+            ctx.warn(f"{disk.path} is missing and create_filesystems is false: not created")
+            return False
+        if not disk.size_mib:
+            raise ComponentError(f"{disk.profile_path}/size: needed to create {disk.path}")
+        if ctx.change(f"create sparse file disk {disk.path} ({disk.size_mib} MiB)"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never over an existing file
+            try:
+                os.ftruncate(fd, disk.size_mib * 1024 * 1024)
+            finally:
+                os.close(fd)
+        return True
+
+    def _lvm_disk(self, disk: Disk, ctx: Context, allowed: bool) -> bool:
+        vg, lv = disk.hostdevice, disk.hostvol
+        assert vg and lv
+        if ctx.run(["vgs", "--noheadings", "-o", "vg_name", vg], changes=False, check=False).returncode != 0:
+            if not (disk.create and disk.path):
+                raise ComponentError(
+                    f"volume group {vg} does not exist; to have ncm-xen make it, set create and "
+                    f"path (its physical volume) at {disk.profile_path}"
+                )
+            if not allowed:
+                ctx.warn(f"volume group {vg} is missing and create_filesystems is false: not created")
+                return False
+            ctx.run(["vgcreate", "--yes", vg, disk.path], changes=True)
+        size = ctx.run(
+            ["lvs", "--noheadings", "--nosuffix", "--units", "m", "-o", "lv_size", f"{vg}/{lv}"],
+            changes=False,
+            check=False,
+        )
+        if size.returncode == 0 and size.stdout.strip():
+            actual = int(float(size.stdout.strip()))
+            if disk.size_mib and actual != disk.size_mib:
+                ctx.warn(
+                    f"{vg}/{lv} has {actual} MiB, the profile says {disk.size_mib}: existing volumes are never resized"
+                )
+            return False
+        if not allowed:
+            ctx.warn(f"logical volume {vg}/{lv} is missing and create_filesystems is false: not created")
+            return False
+        if not disk.size_mib:
+            raise ComponentError(f"{disk.profile_path}/size: needed to create {vg}/{lv}")
+        ctx.run(["lvcreate", "--yes", "--wipesignatures", "y", "-L", f"{disk.size_mib}M", "-n", lv, vg], changes=True)
+        return True
+
+    # --- auto-start and running ----------------------------------------------------------------------------
+    def auto_link(self, domain: Domain, ctx: Context) -> None:
+        if domain.auto is None:
+            return
+        link = ctx.path(f"{XEN_DIR}/auto/{domain.key}.cfg")
+        target = f"{XEN_DIR}/{domain.key}.cfg"
+        if domain.auto and not (link.is_symlink() and os.readlink(link) == target):
+            if ctx.change(f"link {XEN_DIR}/auto/{domain.key}.cfg (auto-start)"):
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.unlink(missing_ok=True)
+                link.symlink_to(target)
+        elif not domain.auto and link.is_symlink() and ctx.change(f"remove {XEN_DIR}/auto/{domain.key}.cfg"):
+            link.unlink()
+
+    def start_domains(self, domains: Iterable[Domain], fresh: set[str], ctx: Context) -> None:
+        info = ctx.run(["xl", "info"], changes=False, check=False)
+        if info.returncode != 0:
+            why = "xl is not installed" if info.returncode == 127 else "Xen is not running yet (xl info failed)"
+            ctx.info(f"{why}: configs and disks are in place, the domains will start when Xen is up")
+            return
+        for domain in domains:
+            if ctx.run(["xl", "domid", domain.options.name], changes=False, check=False).returncode == 0:
+                ctx.info(f"domain {domain.options.name} is running; left alone")
+                continue
+            use_install = domain.install_options is not None and domain.key in fresh
+            config = f"{XEN_DIR}/{domain.key}.{'start' if use_install else 'cfg'}"
+            ctx.run(["xl", "create", str(ctx.path(config))], changes=True, timeout=300)
+
+
+def _all_disks(domain: Domain) -> list[Disk]:
+    disks = list(domain.options.disks)
+    if domain.install_options:
+        disks += [d for d in domain.install_options.disks if d.target not in {x.target for x in disks}]
+    return disks

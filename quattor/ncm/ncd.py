@@ -1,0 +1,112 @@
+"""ncm-ncd: run configuration components against a compiled profile.
+
+  ncm-ncd --configure COMPONENT... | --all  [--profile FILE|URL] [--noaction] [--root DIR]
+
+Components run in the order their `dependencies/pre` ask.  At the end a summary line per component;
+the exit status is non-zero if any failed.  With --noaction they report what they would change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from quattor.ncm.component import ComponentError, Context
+from quattor.ncm.components import REGISTRY
+from quattor.profile import Profile, ProfileError, load
+
+DEFAULT_PROFILE = "/var/lib/ccm/profile.json"
+
+
+def order(profile: Profile, wanted: list[str]) -> list[str]:
+    """`wanted` plus the pre-dependencies they pull in, each after what it depends on."""
+    result: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if name in result:
+            return
+        if name in visiting:
+            raise ComponentError(f"dependency cycle: {' -> '.join((*chain, name))}")
+        visiting.add(name)
+        for dep in profile.get(f"/software/components/{name}/dependencies/pre", []) or []:
+            if dep not in REGISTRY:
+                raise ComponentError(f"{name} depends on {dep}, which is not installed")
+            visit(dep, (*chain, name))
+        visiting.discard(name)
+        result.append(name)
+
+    for name in wanted:
+        visit(name, ())
+    return result
+
+
+def selected(profile: Profile, args: argparse.Namespace, ctx: Context) -> list[str]:
+    components = profile.get("/software/components", {}) or {}
+    if args.all:
+        names = []
+        for name, tree in components.items():
+            if isinstance(tree, dict) and tree.get("active", True) is False:
+                continue
+            if name not in REGISTRY:
+                ctx.warn(f"component {name} is in the profile but not installed here; skipped")
+                continue
+            names.append(name)
+        return names
+    for name in args.configure:
+        if name not in REGISTRY:
+            raise ComponentError(f"no component named {name} (installed: {', '.join(sorted(REGISTRY))})")
+        if name not in components:
+            raise ComponentError(f"component {name} has no configuration in the profile")
+    return list(args.configure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ncm-ncd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--configure", nargs="+", metavar="COMPONENT", default=[])
+    what.add_argument("--all", action="store_true", help="every active component of the profile")
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, help="profile file or URL")
+    parser.add_argument("--noaction", action="store_true", help="report what would change; change nothing")
+    parser.add_argument("--root", type=Path, default=Path("/"), help="manage the system under this directory")
+    args = parser.parse_args(argv)
+    try:
+        profile = load(args.profile)
+        ctx = Context(root=args.root, noaction=args.noaction)
+        names = order(profile, selected(profile, args, ctx))
+    except (ProfileError, ComponentError) as exc:
+        print(f"[ERROR] ncm-ncd: {exc}", file=sys.stderr)
+        return 1
+    results: dict[str, str] = {}
+    for name in names:
+        ctx = Context(root=args.root, noaction=args.noaction)
+        component = REGISTRY[name]()
+        print(f"[INFO] ncm-ncd: running component {name}", file=sys.stderr, flush=True)
+        failed_deps = [
+            d
+            for d in profile.get(f"/software/components/{name}/dependencies/pre", []) or []
+            if results.get(d, "").startswith("failed")
+        ]
+        if failed_deps:
+            results[name] = f"failed: not run, its dependency {', '.join(failed_deps)} failed"
+            continue
+        try:
+            component.configure(profile, ctx)
+            n = len(ctx.changes)
+            verb = "would make" if args.noaction else "made"
+            results[name] = f"ok ({verb} {n} change{'s' if n != 1 else ''})" if n else "ok (nothing to change)"
+        except (ProfileError, ComponentError) as exc:
+            results[name] = f"failed: {exc}"
+        for warning in profile.warnings:
+            print(f"[WARN] {warning}", file=sys.stderr)
+        profile.warnings.clear()
+    for name, result in results.items():
+        print(f"[{'OK' if result.startswith('ok') else 'ERROR'}] {name}: {result}")
+    return 0 if all(r.startswith("ok") for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
