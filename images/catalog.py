@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from images.recipes import bootfiles, dummy_installer, kernel, server_rootfs
+from images.recipes import bootfiles, dummy_installer, grub_tools, kernel, server_rootfs
 from lab.errors import PreflightError
 
 RECIPES: dict[str, Callable[[], Path]] = {
@@ -13,6 +13,7 @@ RECIPES: dict[str, Callable[[], Path]] = {
     "bootfiles": bootfiles.build,
     "server-rootfs": server_rootfs.build,
     "dummy-installer": dummy_installer.build,
+    "grub-tools": grub_tools.build,
 }
 NAMES = tuple(RECIPES)
 

@@ -39,10 +39,10 @@ class DhcpEntries:
 
     def configure(self, node: AiiNode) -> None:
         hosts, dns = self._read(HOSTS_FILE), self._read(DNS_FILE)
-        for mac_entry in (
-            e for e in hosts.values() if e.split(",")[0] == node.mac and e.split(",")[2] != node.hostname
-        ):
-            raise ValueError(f"MAC {node.mac} of {node.fqdn} is already {mac_entry.split(',')[2]}'s")
+        for entry in hosts.values():
+            mac, _, name = entry.split(",", 2)
+            if mac == node.mac and name != node.hostname:
+                raise ValueError(f"MAC {node.mac} of {node.fqdn} already belongs to {name}")
         hosts[node.hostname] = f"{node.mac},{node.ip},{node.hostname}"
         dns[node.hostname] = f"{node.ip} {node.fqdn} {node.hostname}"
         self._write(HOSTS_FILE, hosts)

@@ -84,7 +84,7 @@ def read(profile: Profile) -> AiiNode:
         mac=mac.lower(),
         nic=nic,
         ip=ip,
-        netmask=netmask,  # type: ignore[arg-type]
+        netmask=netmask,
         nameservers=nameservers,
         kernel=nbp.req_string("kernel"),
         initrd=nbp.req_string("initrd"),

@@ -1,0 +1,97 @@
+"""ncm-ncd: choosing and ordering components, --noaction, the summary and the exit status."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from quattor.ncm import ncd
+from quattor.ncm.component import ComponentError
+from tests.quattor_helpers import profile, shipped, write
+
+HOST = shipped("cagxen01")
+
+
+def host_without_lvm() -> dict:
+    t = copy.deepcopy(HOST)
+    for domain in t["software"]["components"]["xen"]["domains"]:
+        domain["disk"] = [d for d in domain["disk"] if d["type"] == "file"]
+    return t
+
+
+def boot_files(root: Path) -> None:
+    version = HOST["system"]["kernel"]["version"]
+    (root / "boot/grub").mkdir(parents=True)
+    for name in (f"vmlinuz-{version}", f"initrd.img-{version}", "xen-4.17-amd64.gz"):
+        (root / "boot" / name).write_bytes(b"x")
+    (root / "boot/grub/grub.cfg").write_text("")
+
+
+def test_pre_dependencies_run_first() -> None:
+    assert ncd.order(profile(HOST), ["xen"]) == ["grub", "xen"]
+
+
+def test_a_dependency_cycle_is_named() -> None:
+    t = copy.deepcopy(HOST)
+    t["software"]["components"]["grub"]["dependencies"] = {"pre": ["xen"]}
+    with pytest.raises(ComponentError, match="dependency cycle: xen -> grub -> xen"):
+        ncd.order(profile(t), ["xen"])
+
+
+def test_all_runs_every_component_and_summarises(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    boot_files(tmp_path)
+    code = ncd.main(["--all", "--profile", str(write(tmp_path, host_without_lvm())), "--root", str(tmp_path)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0].startswith("[OK] grub: ok (made 1 change)")
+    assert out[1].startswith("[OK] xen: ok (made ")
+    assert (tmp_path / "etc/xen/cagnode51.cfg").exists()
+
+
+def test_noaction_reports_and_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    boot_files(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    code = ncd.main(
+        [
+            "--configure",
+            "xen",
+            "--noaction",
+            "--profile",
+            str(write(tmp_path / "boot", host_without_lvm())),
+            "--root",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    assert "would make" in capsys.readouterr().out
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.name != "profile.json") == before
+
+
+def test_a_failing_component_fails_the_run_and_its_dependents(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No boot files: ncm-grub fails; ncm-xen depends on it and is not run.
+    code = ncd.main(
+        ["--configure", "xen", "--profile", str(write(tmp_path, host_without_lvm())), "--root", str(tmp_path / "root")]
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "[ERROR] grub: failed:" in out and "[ERROR] xen: failed: not run, its dependency grub failed" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--configure", "spma"], "no component named spma"),
+        (["--configure", "xen", "--profile", "/nonexistent.json"], "cannot read the profile /nonexistent.json"),
+    ],
+)
+def test_bad_requests_are_explained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    if "--profile" not in args:
+        args += ["--profile", str(write(tmp_path, HOST))]
+    assert ncd.main([*args, "--root", str(tmp_path)]) == 1
+    assert message in capsys.readouterr().err

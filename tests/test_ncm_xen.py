@@ -1,0 +1,163 @@
+"""ncm-xen on a temporary root: configs, disks, idempotence, nothing lost, bad profiles."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quattor.ncm.component import ComponentError, Context
+from quattor.ncm.components.xen import XenComponent
+from quattor.profile import ProfileError
+from tests.quattor_helpers import profile, shipped, xen_tree
+
+SEED = shipped("cagxen01")["software"]["components"]["xen"]["domains"][0]
+
+
+def file_only(domain: dict[str, Any]) -> dict[str, Any]:
+    d = copy.deepcopy(domain)
+    d["disk"] = [x for x in d["disk"] if x["type"] == "file"]
+    return d
+
+
+def configure(root: Path, tree: dict[str, Any], noaction: bool = False) -> Context:
+    ctx = Context(root=root, noaction=noaction)
+    XenComponent().configure(profile(tree), ctx)
+    return ctx
+
+
+def test_the_seed_domain_becomes_an_xl_config(tmp_path: Path) -> None:
+    configure(tmp_path, xen_tree(file_only(SEED)))
+    cfg = (tmp_path / "etc/xen/cagnode50.cfg").read_text().splitlines()
+    assert 'name = "cagnode50"' in cfg and "memory = 512" in cfg and 'type = "pv"' in cfg
+    assert 'bootloader = "/usr/bin/pypxeboot"' in cfg
+    # xm evaluated `bootargs = vif[0]` as Python; xl gets the vif itself, which carries the MAC for pypxeboot.
+    assert 'bootloader_args = [ "mac=AA:00:86:e2:35:72" ]' in cfg
+    assert 'vif = [ "mac=AA:00:86:e2:35:72" ]' in cfg
+    assert 'disk = [ "format=raw, vdev=sda, access=rw, target=/var/xen-grid/cagnode50/fs/disk" ]' in cfg
+
+
+def test_lvm_disk_string(tmp_path: Path) -> None:
+    from quattor.ncm.components import xen_model
+
+    config = xen_model.read(profile(xen_tree(SEED)).reader("/software/components/xen"))
+    lvm = config.domains[0].options.disks[1]
+    assert lvm.xl() == "format=raw, vdev=hda3, access=rw, target=/dev/xenvg/cagnode50-swap"
+
+
+def test_missing_file_disk_is_created_sparse_and_never_touched_again(tmp_path: Path) -> None:
+    ctx = configure(tmp_path, xen_tree(file_only(SEED)))
+    disk = tmp_path / "var/xen-grid/cagnode50/fs/disk"
+    assert disk.stat().st_size == 10 * 1024**3
+    assert disk.stat().st_blocks == 0  # sparse: no block written
+    assert any("create sparse file disk" in c for c in ctx.changes)
+    with open(disk, "r+b") as f:
+        f.write(b"guest data")
+    again = configure(tmp_path, xen_tree(file_only(SEED)))
+    assert again.changes == []  # a second run with the same profile changes nothing
+    bigger = file_only(SEED)
+    bigger["disk"][0]["size"] = 20 * 1024
+    bigger["memory"] = 1024
+    changed = configure(tmp_path, xen_tree(bigger))
+    with open(disk, "rb") as f:
+        assert f.read(10) == b"guest data"
+    assert disk.stat().st_size == 10 * 1024**3
+    assert changed.changes == ["update /etc/xen/cagnode50.cfg"]
+    assert "memory = 1024" in (tmp_path / "etc/xen/cagnode50.cfg").read_text()
+    assert "memory = 512" in (tmp_path / "etc/xen/cagnode50.cfg.old").read_text()
+
+
+def test_create_filesystems_false_reports_instead_of_creating(tmp_path: Path) -> None:
+    configure(tmp_path, xen_tree(file_only(SEED), create_filesystems=False))
+    assert not (tmp_path / "var/xen-grid/cagnode50/fs/disk").exists()
+    assert (tmp_path / "etc/xen/cagnode50.cfg").exists()
+
+
+def test_noaction_changes_nothing_and_says_what_it_would_do(tmp_path: Path) -> None:
+    ctx = configure(tmp_path, xen_tree(file_only(SEED)), noaction=True)
+    assert list(tmp_path.iterdir()) == []
+    assert "create /etc/xen/cagnode50.cfg" in ctx.changes
+
+
+def test_nlist_form_install_options_and_auto(tmp_path: Path) -> None:
+    options = file_only(SEED)
+    install = dict(options, extra="ks=http://gridinstall/ks/cagnode50.ks")
+    tree = {
+        "software": {
+            "components": {
+                "xen": {"domains": {"cagnode50": {"options": options, "install_options": install, "auto": True}}}
+            }
+        }
+    }
+    configure(tmp_path, tree)
+    link = tmp_path / "etc/xen/auto/cagnode50.cfg"
+    assert link.is_symlink() and str(link.readlink()) == "/etc/xen/cagnode50.cfg"
+    assert 'extra = "ks=http://gridinstall/ks/cagnode50.ks"' in (tmp_path / "etc/xen/cagnode50.start").read_text()
+    tree["software"]["components"]["xen"]["domains"]["cagnode50"]["auto"] = False
+    configure(tmp_path, tree)
+    assert not link.exists() and not link.is_symlink()
+
+
+def test_hvm_guest(tmp_path: Path) -> None:
+    hvm = shipped("cagxen01")["software"]["components"]["xen"]["domains"][2]
+    hvm = dict(hvm, disk=[])
+    configure(tmp_path, xen_tree(hvm))
+    cfg = (tmp_path / "etc/xen/cagnode52.cfg").read_text().splitlines()
+    assert 'type = "hvm"' in cfg and 'boot = "nc"' in cfg and "vnc = 0" in cfg
+    assert not any(line.startswith("bootloader") for line in cfg)
+
+
+def test_domains_wait_for_xen_when_xl_is_not_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ctx = configure(tmp_path, xen_tree(file_only(SEED), create_domains=True))
+    assert (tmp_path / "etc/xen/cagnode50.cfg").exists()
+    assert "the domains will start when Xen is up" in capsys.readouterr().err
+    assert not any("xl create" in c for c in ctx.changes)
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "message"),
+    [
+        ({"memory": "512MB"}, "/software/components/xen/domains/0/memory", 'positive integer (MiB), got "512MB"'),
+        ({"name": None}, "/software/components/xen/domains/0/name", "required"),
+        ({"bootloader": '/usr/bin/pypxeboot"; rm -rf /'}, "/software/components/xen/domains/0/bootloader", "quote"),
+        ({"extra": "a\nb"}, "/software/components/xen/domains/0/extra", "control character"),
+        ({"download": ["wget http://evil/x"]}, "/software/components/xen/domains/0/download", "does not run commands"),
+        ({"bootargs": "vif[3]"}, "/software/components/xen/domains/0/bootargs", "names a vif the domain does not have"),
+        ({"on_crash": "explode"}, "/software/components/xen/domains/0/on_crash", "expected one of"),
+    ],
+)
+def test_bad_values_name_their_profile_path(tmp_path: Path, change: dict[str, Any], path: str, message: str) -> None:
+    domain = {k: v for k, v in dict(file_only(SEED), **change).items() if v is not None}
+    with pytest.raises(ProfileError) as err:
+        configure(tmp_path, xen_tree(domain))
+    assert str(err.value).startswith(path) and message in str(err.value)
+    assert not (tmp_path / "etc").exists()  # validated before anything was written
+
+
+@pytest.mark.parametrize(
+    ("disk", "path"),
+    [
+        ({"type": "floppy", "guestdevice": "xvda"}, "disk/0/type"),
+        ({"type": "file", "path": "relative/disk", "guestdevice": "xvda", "size": 1}, "disk/0/path"),
+        ({"type": "file", "path": "/a/../etc/shadow", "guestdevice": "xvda", "size": 1}, "disk/0/path"),
+        ({"type": "lvm", "hostdevice": "xenvg", "hostvol": "-x", "guestdevice": "xvda"}, "disk/0/hostvol"),
+        ({"type": "file", "path": "/d", "guestdevice": "xvda; reboot", "size": 1}, "disk/0/guestdevice"),
+    ],
+)
+def test_bad_disks_name_their_path(tmp_path: Path, disk: dict[str, Any], path: str) -> None:
+    with pytest.raises(ProfileError, match=f"/software/components/xen/domains/0/{path}"):
+        configure(tmp_path, xen_tree(dict(file_only(SEED), disk=[disk])))
+
+
+def test_unknown_keys_are_warned_about(tmp_path: Path) -> None:
+    p = profile(xen_tree(dict(file_only(SEED), colour="blue")))
+    XenComponent().configure(p, Context(root=tmp_path))
+    assert p.warnings == ["/software/components/xen/domains/0/colour: unknown key, ignored"]
+
+
+def test_a_missing_volume_group_is_an_error_unless_asked_for(tmp_path: Path) -> None:
+    # No LVM on this machine: vgs fails, and the profile did not ask for the group to be made.
+    with pytest.raises(ComponentError, match="volume group xenvg does not exist; .*set create and path"):
+        configure(tmp_path, xen_tree(SEED))
