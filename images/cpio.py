@@ -20,7 +20,11 @@ def _header(ino: int, mode: int, size: int, name: bytes, nlink: int = 1) -> byte
 
 
 def archive(root: Path) -> bytes:
-    """All files, directories and symlinks below `root`, sorted, as one newc archive."""
+    """All files, directories and symlinks below `root`, sorted, as one newc archive.
+
+    Device nodes, FIFOs and sockets are left out (opening one can block forever); the kernel's devtmpfs
+    provides /dev at boot.
+    """
     out = bytearray()
     ino = 1
     paths = sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix())
@@ -31,10 +35,12 @@ def archive(root: Path) -> bytes:
             data = os.readlink(path).encode()
             mode = stat.S_IFLNK | 0o777
         elif stat.S_ISDIR(st.st_mode):
-            data, mode = b"", stat.S_IFDIR | 0o755
-        else:
+            data, mode = b"", stat.S_IFDIR | stat.S_IMODE(st.st_mode)
+        elif stat.S_ISREG(st.st_mode):
             data = path.read_bytes()
-            mode = stat.S_IFREG | (0o755 if st.st_mode & 0o111 else 0o644)
+            mode = stat.S_IFREG | stat.S_IMODE(st.st_mode)
+        else:
+            continue
         out += _header(ino, mode, len(data), rel, 2 if stat.S_ISDIR(mode) else 1)
         out += data + b"\0" * (-len(data) % 4)
         ino += 1
@@ -44,3 +50,32 @@ def archive(root: Path) -> bytes:
 
 def write_initrd(root: Path, dest: Path) -> None:
     dest.write_bytes(gzip.compress(archive(root), compresslevel=6, mtime=0))
+
+
+def write_overlay(dest: Path, files: dict[str, bytes], trees: dict[str, Path] | None = None) -> None:
+    """A small initrd of `files` (path in the initramfs -> content) and whole `trees` (target -> source
+    directory, without __pycache__), to append after a base initrd: the kernel unpacks both, in order."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for target, source in (trees or {}).items():
+            shutil.copytree(source, root / target.lstrip("/"), ignore=shutil.ignore_patterns("__pycache__"))
+        for target, content in files.items():
+            path = root / target.lstrip("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            if content.startswith(b"#!"):
+                path.chmod(0o755)
+        write_initrd(root, dest)
+
+
+def concatenate(dest: Path, *parts: Path) -> Path:
+    """One initrd file of several compressed archives (QEMU's -initrd takes a single file)."""
+    with open(dest, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    out.write(chunk)
+    return dest

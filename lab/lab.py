@@ -60,6 +60,15 @@ class NodeSpec:
 
 
 @dataclass(frozen=True)
+class DirectBoot:
+    """Boot a kernel and initrd straight from QEMU, for VM tests that are not about netbooting."""
+
+    kernel: Path
+    initrd: Path
+    append: str
+
+
+@dataclass(frozen=True)
 class LabSpec:
     label: str
     nodes: tuple[NodeSpec, ...] = ()
@@ -191,8 +200,8 @@ class Lab:
         return entry
 
     # --- machines ------------------------------------------------------------------------------------------
-    def vm(self, name: str) -> Vm:
-        """The node's VM (created on first use, not yet started)."""
+    def vm(self, name: str, *, direct_boot: DirectBoot | None = None) -> Vm:
+        """The node's VM (created on first use, not yet started); `direct_boot` skips firmware and PXE."""
         if name in self.vms:
             return self.vms[name]
         node = self.spec.node(name)
@@ -204,6 +213,9 @@ class Lab:
             cpus=node.cpus,
             nics=(NicConfig(self.mac(name), tap),),
             disks=node.disks,
+            kernel=direct_boot.kernel if direct_boot else None,
+            initrd=direct_boot.initrd if direct_boot else None,
+            append=direct_boot.append if direct_boot else "",
         )
         vm = Vm(
             config,

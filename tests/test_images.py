@@ -86,3 +86,13 @@ def test_cpio_archive_is_a_valid_newc_and_deterministic(tmp_path: Path) -> None:
     assert set(entries) == {"bin", "bin/busybox", "bin/sh", "init"}
     assert entries["bin/sh"] == (0o120777, b"busybox")
     assert entries["bin/busybox"][0] == 0o100755
+
+
+def test_special_files_are_left_out_instead_of_read(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "root"
+    (root / "dev").mkdir(parents=True)
+    os.mkfifo(root / "dev" / "fifo")  # reading it would block forever, like /dev/console
+    entries = read_newc(cpio.archive(root))
+    assert set(entries) == {"dev"}

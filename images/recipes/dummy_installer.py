@@ -21,7 +21,7 @@ MODULES = ("virtio_pci", "virtio_net", "e1000", "xen-netfront")
 def build() -> Path:
     kernel_image = kernel.build()
     busybox = debs.resolve("busybox-static")
-    sources = [FILES / "dummy-installer-init.sh", FILES / "udhcpc.script", Path(__file__)]
+    sources = [FILES / "dummy-installer-init.sh", FILES / "udhcpc.script", Path(__file__), Path(cpio.__file__)]
 
     def make(out: Path) -> None:
         with tempfile.TemporaryDirectory() as tmp:
