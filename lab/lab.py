@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import shutil
 import signal
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterable
@@ -30,9 +31,10 @@ from types import FrameType
 from images import catalog
 from images.recipes import dummy_installer, server_rootfs
 from lab import accel, netns, preflight, registry
-from lab.errors import PreflightError
+from lab.errors import PreflightError, ProductFailure
 from lab.network import LabNetwork, NetworkConfig, tap_name
 from lab.paths import new_run_dir, work_root
+from lab.process import run
 from lab.timeline import Timeline
 from lab.vm import DiskConfig, NicConfig, Vm, VmConfig
 from netboot_stack.config import InstallServerConfig, ServedNode
@@ -57,6 +59,7 @@ class NodeSpec:
     cpus: int = 1
     installer: str = "dummy-installer"
     disks: tuple[DiskConfig, ...] = ()
+    by_aii: bool = False  # described by a profile: AII writes its boot, DHCP and DNS entries
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,30 @@ class LabSpec:
             if n.name == name:
                 return n
         raise PreflightError(f"the lab has no node {name!r}", hint=f"nodes: {', '.join(n.name for n in self.nodes)}")
+
+
+def spec_from_profiles(label: str, profiles: Path, names: Iterable[str], **node_options: object) -> LabSpec:
+    """A lab whose nodes are the profiles' machines: their names, MACs and addresses (in one /24)."""
+    import json
+
+    nodes = []
+    subnet = None
+    domain = None
+    for name in names:
+        tree = json.loads((profiles / f"profile_{name}.json").read_text())
+        nic, card = next((k, v) for k, v in tree["hardware"]["cards"]["nic"].items() if v.get("boot"))
+        ip = ipaddress.IPv4Address(tree["system"]["network"]["interfaces"][nic]["ip"])
+        net = ipaddress.IPv4Network(f"{ip}/24", strict=False)
+        if subnet not in (None, net):
+            raise PreflightError(f"profile {name}: {ip} is outside the lab subnet {subnet}")
+        subnet, domain = net, tree["system"]["network"]["domainname"]
+        nodes.append(
+            NodeSpec(
+                name, host=int(ip) - int(net.network_address), mac=card["hwaddr"].lower(), by_aii=True, **node_options
+            )
+        )  # type: ignore[arg-type]
+    assert subnet is not None and domain is not None
+    return LabSpec(label, tuple(nodes), domain=domain, subnet=subnet)
 
 
 def check_spec(spec: LabSpec) -> None:
@@ -149,7 +176,9 @@ class Lab:
             self.slot.note(namespaces=self.network.netns)
             self.slot.note(namespaces=self.network.server_netns)
             self.net = self.stack.enter_context(LabNetwork(self.network))
-            served = tuple(ServedNode(n.name, self.mac(n.name), self.ip(n.name), n.route) for n in self.spec.nodes)
+            served = tuple(
+                ServedNode(n.name, self.mac(n.name), self.ip(n.name), n.route, n.by_aii) for n in self.spec.nodes
+            )
             config = InstallServerConfig(self.network, domain=self.spec.domain, nodes=served)
             self.server = InstallServer(
                 config, slot=self.slot, work_dir=self.work_dir, log_dir=self.run_dir / "install-server", rootfs=rootfs
@@ -198,6 +227,38 @@ class Lab:
         self.server.nbp.configure(self.node_boot(name), entry)
         self.server.nbp.install(self.node_boot(name))
         return entry
+
+    def aii(self, action: str, *hosts: str, profiles: Path, image: str | None = None) -> str:
+        """Run aii-shellfe on the install server's tree, as a site does, then apply its DHCP/DNS entries.
+
+        `image` (for --configure) publishes that installer image where the profiles' AII options expect the
+        installer: `boot/installer/vmlinuz` and `boot/installer/initrd.gz`.
+        """
+        if image is not None:
+            built = self.installers.get(image) or catalog.build(image)
+            self.server.publish(built / "vmlinuz", "boot/installer/vmlinuz")
+            self.server.publish(built / "initrd.gz", "boot/installer/initrd.gz")
+        argv = [
+            sys.executable,
+            "-m",
+            "quattor.aii.shellfe",
+            f"--{action}",
+            *hosts,
+            "--profiles",
+            str(profiles),
+            "--root",
+            str(self.server.srv),
+            "--http-base",
+            self.server.config.http_base,
+        ]
+        proc = run(argv, check=False)
+        with (self.run_dir or self.work_dir).joinpath("aii-shellfe.log").open("a") as log_file:
+            log_file.write(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            raise ProductFailure(f"aii-shellfe --{action} {' '.join(hosts)} failed:\n{proc.stderr.strip()}")
+        if action in ("configure", "remove"):
+            self.server.reload()
+        return proc.stdout
 
     # --- machines ------------------------------------------------------------------------------------------
     def vm(self, name: str, *, direct_boot: DirectBoot | None = None) -> Vm:

@@ -23,6 +23,7 @@ class ServedNode:
     mac: str
     ip: ipaddress.IPv4Address
     route: str = "pxelinux"  # "pxelinux" (pxelinux.0 over TFTP) or "ipxe" (an iPXE script over HTTP)
+    by_aii: bool = False  # its DHCP and DNS entries come from AII's files, not from this config
 
     def __post_init__(self) -> None:
         if not HOSTNAME.match(self.name):
@@ -76,7 +77,10 @@ def check_unique(nodes: Iterable[ServedNode], network: NetworkConfig) -> None:
             raise PreflightError(f"node {node.name}: {node.ip} lies in the dynamic pool {low}-{high}")
 
 
-def render_dnsmasq(config: InstallServerConfig, *, tftp_root: str, log_file: str) -> str:
+AII_DIR = "aii"  # below the served root: AII's dhcp-hosts and hosts files (quattor.aii.dhcp)
+
+
+def render_dnsmasq(config: InstallServerConfig, *, tftp_root: str, log_file: str, lease_file: str) -> str:
     """dnsmasq.conf for the container.  Each setting that is not obvious says why it is there."""
     net = config.network
     low, high = net.dynamic_range
@@ -106,16 +110,19 @@ def render_dnsmasq(config: InstallServerConfig, *, tftp_root: str, log_file: str
     ]
     # A host-record per node: its name resolves (forward and reverse) before it ever took a lease.  The
     # FQDN comes first because dnsmasq answers PTR queries with a record's first name.
-    lines += [f"host-record={config.fqdn(n.name)},{n.name},{n.ip}" for n in config.nodes]
+    own = [n for n in config.nodes if not n.by_aii]
+    lines += [f"host-record={config.fqdn(n.name)},{n.name},{n.ip}" for n in own]
+    # AII's entries: re-read on SIGHUP, which keeps every lease (InstallServer.reload).
+    lines += [f"addn-hosts={tftp_root}/{AII_DIR}/hosts", f"dhcp-hostsfile={tftp_root}/{AII_DIR}/dhcp-hosts"]
     lines += [
-        "dhcp-leasefile=/tmp/dnsmasq.leases",
+        f"dhcp-leasefile={lease_file}",
         "dhcp-authoritative",
         "no-ping",  # pool addresses without the 3 s ping check; static leases are unaffected
         f"dhcp-range={low},{high},{net.subnet.netmask},1h",
         "dhcp-option=3",  # no router: the lab network leads nowhere
         f"dhcp-option=option:dns-server,{net.server_ip}",
     ]
-    for n in config.nodes:
+    for n in own:
         tag = ",set:httpboot" if n.route == "ipxe" else ""
         lines.append(f"dhcp-host={n.mac},{n.ip},{n.name}{tag}")
     lines += [

@@ -54,7 +54,23 @@ class Server:
         self.dnsmasq: subprocess.Popen[bytes] | None = None
 
     def node_for(self, client: str) -> dict[str, str] | None:
-        return self.nodes.get(client)
+        """The node at this address: one the lab declared, else one AII's DHCP and DNS files name."""
+        return self.nodes.get(client) or self.aii_node(client)
+
+    def aii_node(self, client: str) -> dict[str, str] | None:
+        aii = self.root / "aii"
+        try:
+            hosts = (aii / "hosts").read_text().splitlines()
+            dhcp = (aii / "dhcp-hosts").read_text().splitlines()
+        except OSError:
+            return None
+        for line in hosts:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == client:
+                macs = [d.split(",")[0] for d in dhcp if d.split(",")[1:3] == [client, parts[2]]]
+                if len(macs) == 1:
+                    return {"ip": client, "fqdn": parts[1], "name": parts[2], "mac": macs[0]}
+        return None
 
     def ack(self, client: str) -> tuple[int, str]:
         node = self.node_for(client)
@@ -141,6 +157,13 @@ def main() -> int:
         os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
+
+    def reload(*_: object) -> None:  # AII changed its entries: dnsmasq re-reads them, keeping its leases
+        if server.dnsmasq and server.dnsmasq.poll() is None:
+            server.dnsmasq.send_signal(signal.SIGHUP)
+            server.events.write("reload")
+
+    signal.signal(signal.SIGHUP, reload)
     httpd = http.server.ThreadingHTTPServer((str(config["bind"]), 80), make_handler(server))
     sys.stderr.write(f"httpd: serving {server.root} on {config['bind']}:80\n")
     httpd.serve_forever()

@@ -17,7 +17,7 @@ from lab.paths import REPO
 from lab.process import peak_rss_mib, run, run_logged
 from lab.registry import LabSlot, runc_root
 from netboot_stack.bundle import Bind, config_json
-from netboot_stack.config import InstallServerConfig, render_dnsmasq
+from netboot_stack.config import AII_DIR, InstallServerConfig, render_dnsmasq
 from netboot_stack.events import EventLog
 from quattor.aii.nbp import NbpTree
 
@@ -90,10 +90,19 @@ class InstallServer:
         for f in ("pxelinux.0", "ldlinux.c32"):
             self.publish(bootfiles / f, f)
         self.nbp.ensure_base()
+        aii = self.srv / AII_DIR
+        aii.mkdir(exist_ok=True)
+        for name in ("hosts", "dhcp-hosts"):
+            (aii / name).touch()
         conf = self.work_dir / "server"
         conf.mkdir(exist_ok=True)
         (conf / "dnsmasq.conf").write_text(
-            render_dnsmasq(self.config, tftp_root=TFTP_ROOT, log_file=f"{LOG_DIR}/dnsmasq.log")
+            render_dnsmasq(
+                self.config,
+                tftp_root=TFTP_ROOT,
+                log_file=f"{LOG_DIR}/dnsmasq.log",
+                lease_file=f"{LOG_DIR}/dnsmasq.leases",
+            )
         )
         (conf / "dnsmasq.conf").chmod(0o644)
         nodes = [
@@ -189,6 +198,23 @@ class InstallServer:
         except FileNotFoundError:
             return False
         return "TFTP root is" in text
+
+    def reload(self, timeout: float = 10.0) -> None:
+        """Make dnsmasq re-read AII's DHCP and DNS entries (SIGHUP: its leases are kept)."""
+        log_file = self.log_dir / "dnsmasq.log"
+        marker = f"read {TFTP_ROOT}/{AII_DIR}/hosts"
+        before = log_file.read_text(errors="replace").count(marker)
+        run(["runc", "--root", runc_root(), "kill", self.container_id, "HUP"])
+        deadline = time.monotonic() + timeout
+        while log_file.read_text(errors="replace").count(marker) <= before:
+            if time.monotonic() > deadline:
+                raise LabError(f"dnsmasq did not re-read {marker.split()[1]} within {timeout:.0f} s after SIGHUP")
+            time.sleep(0.05)
+
+    def leases(self) -> list[str]:
+        """dnsmasq's lease database, one line per lease (expiry, MAC, IP, name, client id)."""
+        path = self.log_dir / "dnsmasq.leases"
+        return path.read_text().splitlines() if path.exists() else []
 
     def rss_mib(self) -> float:
         """The container's resident memory now (dnsmasq plus the HTTP server)."""

@@ -53,7 +53,7 @@ def test_dnsmasq_config_has_static_leases_names_and_routes() -> None:
         domain="lab.test",
         nodes=(node("cagnode50", "aa:00:86:e2:35:72", 50), node("cagnode51", "aa:00:86:e2:35:73", 51, "ipxe")),
     )
-    text = render_dnsmasq(config, tftp_root="/srv/lab", log_file="/var/log/xenlab/dnsmasq.log")
+    text = render_dnsmasq(config, tftp_root="/srv/lab", log_file="/var/log/xenlab/dnsmasq.log", lease_file="/l")
     lines = text.splitlines()
     assert "dhcp-host=aa:00:86:e2:35:72,10.77.0.50,cagnode50" in lines
     assert "dhcp-host=aa:00:86:e2:35:73,10.77.0.51,cagnode51,set:httpboot" in lines
