@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from images.recipes import bootfiles, dummy_installer, grub_tools, installer_base, kernel, server_rootfs
+from images.recipes import bootfiles, dom0, dummy_installer, grub_tools, installer_base, kernel, server_rootfs
 from lab.errors import PreflightError
 
 RECIPES: dict[str, Callable[[], Path]] = {
@@ -15,6 +15,7 @@ RECIPES: dict[str, Callable[[], Path]] = {
     "dummy-installer": dummy_installer.build,
     "grub-tools": grub_tools.build,
     "installer-base": installer_base.build,
+    "dom0": dom0.build,
 }
 NAMES = tuple(RECIPES)
 

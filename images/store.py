@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,14 +41,14 @@ def build_or_reuse(recipe: str, inputs: dict[str, object], build: Callable[[Path
             return final
         tmp = images_dir() / f".{recipe}-{key}.building"
         if tmp.exists():
-            shutil.rmtree(tmp)  # a build that crashed half-way
+            remove_tree(tmp)  # a build that crashed half-way
         tmp.mkdir()
         log.info("building image %s (inputs %s)…", recipe, key)
         started = time.monotonic()
         try:
             build(tmp)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp)
             raise
         (tmp / COMPLETE).write_text(
             json.dumps({"recipe": recipe, "inputs": inputs, "seconds": round(time.monotonic() - started, 1)}, indent=1)
@@ -57,6 +58,18 @@ def build_or_reuse(recipe: str, inputs: dict[str, object], build: Callable[[Path
         tmp.rename(final)
         log.info("built image %s in %.1f s: %s", recipe, time.monotonic() - started, final)
     return final
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a build tree, first unmounting anything a crashed chroot step left mounted inside it."""
+    import os
+
+    real = os.path.realpath(path)
+    with open("/proc/self/mounts") as f:
+        mounts = [line.split()[1].encode().decode("unicode_escape") for line in f]
+    for mount in sorted((m for m in mounts if m.startswith(real + "/")), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", mount], check=False, capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def source_digest(*files: Path) -> str:

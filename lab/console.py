@@ -175,6 +175,21 @@ class SerialConsole:
             self._sock.sendall(data[i : i + INPUT_CHUNK])
             time.sleep(INPUT_PAUSE)
 
+    def run(self, command: str, *, phase: str, timeout: float) -> tuple[str, int]:
+        """Type `command` into the shell on this console; return its output and exit status.
+
+        The command is followed by an end marker carrying `$?`, so output and status come back even though
+        the console echoes what is typed.
+        """
+        self._commands = getattr(self, "_commands", 0) + 1
+        tag = f"XENLAB-END-{self._commands}"
+        # The marker is split in the typed text so that the echo of the command line never matches it.
+        typed_tag = f'{tag[:6]}""{tag[6:]}'
+        self.send_line(f'{command}; echo "{typed_tag} rc=$?"')
+        m = self.expect(rf"(?s)(.*?)(?<!\"){tag} rc=(\d+)", phase=phase, timeout=timeout)
+        lines = [line for line in m.group(1).split("\n") if typed_tag not in line]  # drop the echoed command
+        return "\n".join(lines).lstrip("\n"), int(m.group(2))
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)

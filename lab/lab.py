@@ -60,6 +60,7 @@ class NodeSpec:
     installer: str = "dummy-installer"
     disks: tuple[DiskConfig, ...] = ()
     by_aii: bool = False  # described by a profile: AII writes its boot, DHCP and DNS entries
+    boot_order: str = "nc"  # QEMU's: n network, c first disk
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,7 @@ class Lab:
             cpus=node.cpus,
             nics=(NicConfig(self.mac(name), tap),),
             disks=node.disks,
+            boot_order=node.boot_order,
             kernel=direct_boot.kernel if direct_boot else None,
             initrd=direct_boot.initrd if direct_boot else None,
             append=direct_boot.append if direct_boot else "",

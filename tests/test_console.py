@@ -78,3 +78,20 @@ def test_eof_is_reported_as_the_vm_stopping(console) -> None:
     qemu.close()
     with pytest.raises(PhaseTimeout, match="console closed"):
         con.expect("never", phase="poweroff", timeout=5)
+
+
+def test_run_returns_output_and_status_without_the_echo(console) -> None:
+    con, qemu = console
+
+    def shell() -> None:
+        typed = b""
+        while b"\r" not in typed:
+            typed += qemu.recv(100)
+        line = typed.decode().strip()
+        qemu.sendall(line.encode() + b"\r\n")  # the terminal echoes the command line
+        tag = line.split('echo "')[1].split(" rc")[0].replace('""', "")
+        qemu.sendall(b"xen_major : 4\r\n" + tag.encode() + b" rc=3\r\n")
+
+    threading.Thread(target=shell).start()
+    out, rc = con.run("xl info | grep xen_major", phase="xl", timeout=10)
+    assert (out, rc) == ("xen_major : 4\n", 3)

@@ -1,0 +1,134 @@
+"""The dom0 payload: Debian 12 with Xen 4.17, its xl toolstack, GRUB, LVM and SSH.  This project's
+pypxeboot, ncm-ncd and components are installed into each copy of it (`install_sut`: into Python's
+dist-packages, with their commands on PATH, the way a site's packages put them), so that a change to
+them does not rebuild the payload.
+
+It is a root filesystem tree the host installer (or a disk-image builder) copies onto a disk.  Its initrd
+is rebuilt small (virtio and ext4 only) on the build machine, in the chroot: doing it inside the emulated
+dom0 took almost 3 minutes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from images import debs, store
+from lab.paths import REPO
+from lab.process import run
+
+FILES = Path(__file__).resolve().parent.parent / "files"
+PACKAGES = (
+    "xen-system-amd64",
+    "xen-utils-4.17",
+    "linux-image-amd64",
+    "systemd-sysv",
+    "udev",
+    "grub-pc",
+    "lvm2",
+    "openssh-server",
+    "python3",
+    "busybox",
+    "iproute2",
+    "procps",
+    "kmod",
+    "qemu-system-xen",
+    "seabios",
+    "less",
+    "wget",
+)
+EXCLUDES = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*", "/usr/share/info/*")
+SUT = ("quattor", "pypxeboot")
+COMMANDS = {
+    "usr/bin/pypxeboot": "pypxeboot.cli",
+    "usr/sbin/ncm-ncd": "quattor.ncm.ncd",
+    "usr/sbin/aii-shellfe": "quattor.aii.shellfe",
+}
+
+
+def build() -> Path:
+    resolved = [debs.resolve(p) for p in PACKAGES]
+
+    def make(out: Path) -> None:
+        rootfs, tmp = out / "rootfs", out / "tmp"
+        tmp.mkdir()
+        run(
+            [
+                "mmdebstrap",
+                "--quiet",
+                "--variant=minbase",
+                f"--include={','.join(PACKAGES)}",
+                *(f"--dpkgopt=path-exclude={e}" for e in EXCLUDES),
+                "--aptopt=APT::Install-Recommends false",
+                "bookworm",
+                rootfs,
+            ],
+            env={"TMPDIR": str(tmp)},
+            timeout=3600,
+            hint="mmdebstrap needs the Debian archive; ./xenlab setup installs mmdebstrap",
+        )
+        tmp.rmdir()
+        configure(rootfs)
+        small_initrd(rootfs)
+        shutil.rmtree(rootfs / "var/cache/apt", ignore_errors=True)
+        shutil.rmtree(rootfs / "var/lib/apt/lists", ignore_errors=True)
+
+    inputs = {
+        "packages": [d.as_input() for d in resolved],
+        "recipe": store.source_digest(Path(__file__), FILES / "dom0-ready.service", FILES / "xenlab-firstboot.service"),
+    }
+    return store.build_or_reuse("dom0", inputs, make)
+
+
+def configure(rootfs: Path) -> None:
+    (rootfs / "etc/fstab").write_text("LABEL=root / ext4 errors=remount-ro 0 1\n")
+    # Root logs in on the Xen console without a password (the lab drives it); SSH takes keys only.
+    run(["chroot", rootfs, "passwd", "-d", "root"])
+    getty = rootfs / "etc/systemd/system/serial-getty@hvc0.service.d"
+    getty.mkdir(parents=True)
+    (getty / "autologin.conf").write_text(
+        "[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin root "
+        "--noclear --keep-baud 115200,38400,9600 %I xterm\n"
+    )
+    for unit in ("dom0-ready.service", "xenlab-firstboot.service"):
+        shutil.copy2(FILES / unit, rootfs / "etc/systemd/system" / unit)
+        wants = rootfs / "etc/systemd/system/multi-user.target.wants"
+        wants.mkdir(parents=True, exist_ok=True)
+        (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
+    for timer in (rootfs / "etc/systemd/system/timers.target.wants").glob("*"):
+        timer.unlink()  # apt and man-db timers only cost time under emulation
+
+
+def small_initrd(rootfs: Path) -> None:
+    conf = rootfs / "etc/initramfs-tools"
+    text = (conf / "initramfs.conf").read_text().replace("MODULES=most", "MODULES=list")
+    (conf / "initramfs.conf").write_text(text)
+    (conf / "modules").write_text("virtio_pci\nvirtio_blk\next4\nxen-blkfront\n")
+    release = next((rootfs / "lib/modules").iterdir()).name
+    for fs, target in (("proc", "proc"), ("sysfs", "sys")):
+        run(["mount", "-t", fs, fs, rootfs / target])
+    try:
+        run(["chroot", rootfs, "update-initramfs", "-u", "-k", release], timeout=600)
+    finally:
+        for target in ("sys", "proc"):
+            run(["umount", rootfs / target], check=False)
+
+
+def sut_digest() -> str:
+    """Changes whenever the system under test does: images that install it include this in their key."""
+    return store.source_digest(*(f for pkg in SUT for f in sorted((REPO / pkg).rglob("*.py"))))
+
+
+def install_sut(rootfs: Path) -> None:
+    """Install pypxeboot, ncm-ncd and AII into a copy of the payload, as a site's packages would."""
+    site = rootfs / "usr/lib/python3/dist-packages"
+    for pkg in SUT:
+        shutil.copytree(REPO / pkg, site / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    for path, module in COMMANDS.items():
+        target = rootfs / path
+        target.write_text(f"#!/usr/bin/python3\nimport sys\nfrom {module} import main\nsys.exit(main())\n")
+        target.chmod(0o755)
+
+
+def release(image: Path) -> str:
+    return next((image / "rootfs/lib/modules").iterdir()).name

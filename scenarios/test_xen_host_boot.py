@@ -1,0 +1,60 @@
+"""The Xen host boots Xen 4.17 and dom0 from the GRUB entry ncm-grub wrote from its profile.
+
+The disk is the dom0 payload with GRUB whose menu the system under test (ncm-grub, from cagxen01's
+profile) wrote; QEMU runs it under TCG with `-cpu qemu64,+npt`.  Witnesses: the console shows GRUB, Xen and
+dom0 in that order; in dom0, `xl info` and `xl list` show Xen running and dom0 with the memory the profile's
+`dom0_mem` gives it.  (The installer that puts this system on an empty disk is the next step of issue 6.)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from images.recipes import xen_host_disk
+from lab.lab import Lab, LabSpec, NodeSpec
+from lab.paths import REPO
+from lab.vm import DiskConfig
+
+pytestmark = pytest.mark.scenario
+
+PROFILE = REPO / "profiles/profile_cagxen01.json"
+
+
+def test_xen_and_dom0_boot_from_ncm_grubs_entry(run_dir: Path) -> None:
+    disk = xen_host_disk.build(PROFILE)
+    node = NodeSpec(
+        "cagxen01",
+        host=20,
+        mac="52:54:00:77:00:20",
+        memory_mb=1024,
+        cpus=2,
+        boot_order="c",
+        disks=(DiskConfig("root", base=disk / "disk.img"),),
+    )
+    with Lab(LabSpec("xen-host", nodes=(node,)), run_dir=run_dir) as lab:
+        vm = lab.vm("cagxen01")
+        vm.start()
+        lab.wait_console("cagxen01", r"Xen 4\.17 / Debian GNU/Linux", phase="grub", timeout=120)
+        lab.wait_console("cagxen01", r"\(XEN\) Xen version 4\.17", phase="xen", timeout=120)
+        lab.wait_console("cagxen01", r"Linux version 6\.", phase="dom0-kernel", timeout=180)
+        lab.wait_console("cagxen01", r"XENLAB-DOM0-READY cagxen01", phase="dom0-ready", timeout=400)
+        lab.wait_console("cagxen01", r"root@cagxen01:\S*# ", phase="shell", timeout=120)
+        assert vm.console is not None
+        with lab.timeline.phase("cagxen01", "xl"):
+            info, rc = vm.console.run("xl info | grep -E '^(xen_major|xen_minor|xen_caps)'", phase="xl", timeout=120)
+            assert rc == 0, info
+            listing, rc = vm.console.run("xl list Domain-0", phase="xl", timeout=60)
+            assert rc == 0, listing
+        assert re.search(r"xen_major\s*:\s*4", info) and re.search(r"xen_minor\s*:\s*17", info)
+        assert "hvm-3.0-x86_64" in info  # +npt: Xen found hardware-assisted paging, HVM guests can run
+        dom0 = re.search(r"Domain-0\s+0\s+(\d+)\s+(\d+)", listing)
+        assert dom0, listing
+        assert 500 <= int(dom0.group(1)) <= 512, f"dom0 has {dom0.group(1)} MiB; the profile gives dom0_mem=512M"
+        console = vm.console.text
+        assert (
+            console.index("Xen 4.17 / Debian") < console.index("(XEN) Xen version") < console.index("Linux version 6.")
+        )
+        vm.stop()
