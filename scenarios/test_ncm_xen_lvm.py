@@ -82,7 +82,7 @@ def test_volume_group_and_logical_volume_are_made_once_and_never_resized(run_dir
     assert "[OK] xen: ok (made 4 changes)" in first
     assert "[OK] xen: ok (nothing to change)" in section(text, "same", "changed")
     changed = section(text, "changed", "done")
-    assert "xenvg/cagnode50-swap has 64 MiB, the profile says 128: existing volumes are never resized" in changed
+    assert "xenvg/cagnode50-swap has 64 MiB, the profile says 128: existing disks are never resized" in changed
     assert "[OK] xen: ok (made 1 change)" in changed  # only the config: memory 512 -> 1024
     assert "XENLAB-LV-DATA precious guest data" in text
     assert "XENLAB-LV-SIZE 64.00" in text

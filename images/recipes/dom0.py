@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from images import debs, store
+from images import debs, mmdebstrap, store
 from lab.paths import REPO
 from lab.process import run
 
@@ -37,7 +37,6 @@ PACKAGES = (
     "less",
     "wget",
 )
-EXCLUDES = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*", "/usr/share/info/*")
 SUT = ("quattor", "pypxeboot")
 COMMANDS = {
     "usr/bin/pypxeboot": "pypxeboot.cli",
@@ -50,24 +49,8 @@ def build() -> Path:
     resolved = [debs.resolve(p) for p in PACKAGES]
 
     def make(out: Path) -> None:
-        rootfs, tmp = out / "rootfs", out / "tmp"
-        tmp.mkdir()
-        run(
-            [
-                "mmdebstrap",
-                "--quiet",
-                "--variant=minbase",
-                f"--include={','.join(PACKAGES)}",
-                *(f"--dpkgopt=path-exclude={e}" for e in EXCLUDES),
-                "--aptopt=APT::Install-Recommends false",
-                "bookworm",
-                rootfs,
-            ],
-            env={"TMPDIR": str(tmp)},
-            timeout=3600,
-            hint="mmdebstrap needs the Debian archive; ./xenlab setup installs mmdebstrap",
-        )
-        tmp.rmdir()
+        rootfs = out / "rootfs"
+        mmdebstrap.bootstrap(rootfs, PACKAGES, timeout=3600)
         configure(rootfs)
         small_initrd(rootfs)
         shutil.rmtree(rootfs / "var/cache/apt", ignore_errors=True)
@@ -75,7 +58,9 @@ def build() -> Path:
 
     inputs = {
         "packages": [d.as_input() for d in resolved],
-        "recipe": store.source_digest(Path(__file__), FILES / "dom0-ready.service", FILES / "xenlab-firstboot.service"),
+        "recipe": store.source_digest(
+            Path(__file__), Path(mmdebstrap.__file__), FILES / "dom0-ready.service", FILES / "xenlab-firstboot.service"
+        ),
     }
     return store.build_or_reuse("dom0", inputs, make)
 

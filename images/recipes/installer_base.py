@@ -13,9 +13,8 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-from images import cpio, debs, kmod, store
+from images import cpio, debs, kmod, mmdebstrap, store
 from images.recipes import kernel
-from lab.process import run
 
 FILES = Path(__file__).resolve().parent.parent / "files"
 PACKAGES = (
@@ -33,9 +32,7 @@ PACKAGES = (
 )
 MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "e1000", "xen-netfront", "xen-blkfront", "dm-mod", "ext4", "loop")
 PYTHON_FROM_VENV = ("pykickstart",)
-# Left out at unpack time (nothing at install time needs them)...
-EXCLUDES = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*", "/usr/share/info/*")
-# ...and pruned afterwards (py3compile needs them while packages install).
+# Pruned after the install (py3compile needs them while packages install); docs are never unpacked.
 PRUNE = (
     "usr/lib/python3.11/test",
     "usr/lib/python3.11/idlelib",
@@ -63,24 +60,8 @@ def build() -> Path:
     vendored = {name: store.source_digest(*sorted(_venv_package(name).rglob("*.py"))) for name in PYTHON_FROM_VENV}
 
     def make(out: Path) -> None:
-        rootfs, tmp = out / "rootfs", out / "tmp"
-        tmp.mkdir()
-        run(
-            [
-                "mmdebstrap",
-                "--quiet",
-                "--variant=minbase",
-                f"--include={','.join(PACKAGES)}",
-                *(f"--dpkgopt=path-exclude={e}" for e in EXCLUDES),
-                "--aptopt=APT::Install-Recommends false",
-                "bookworm",
-                rootfs,
-            ],
-            env={"TMPDIR": str(tmp)},
-            timeout=1800,
-            hint="mmdebstrap needs the Debian archive; ./xenlab setup installs mmdebstrap",
-        )
-        tmp.rmdir()
+        rootfs = out / "rootfs"
+        mmdebstrap.bootstrap(rootfs, PACKAGES, timeout=1800)
         for junk in PRUNE:
             shutil.rmtree(rootfs / junk, ignore_errors=True)
         site = rootfs / "usr/lib/python3/dist-packages"
@@ -105,7 +86,11 @@ def build() -> Path:
         "vendored": vendored,
         "modules": list(MODULES),
         "recipe": store.source_digest(
-            Path(__file__), Path(cpio.__file__), FILES / "installer-init.sh", FILES / "lvm.conf"
+            Path(__file__),
+            Path(mmdebstrap.__file__),
+            Path(cpio.__file__),
+            FILES / "installer-init.sh",
+            FILES / "lvm.conf",
         ),
     }
     return store.build_or_reuse("installer-base", inputs, make)

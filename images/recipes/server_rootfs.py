@@ -7,14 +7,11 @@ lab's container; per-lab configuration is bind-mounted in.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from images import debs, store
-from lab.process import run
+from images import debs, mmdebstrap, store
 
 PACKAGES = ("dnsmasq-base", "python3.11-minimal", "libpython3.11-stdlib", "busybox-static")
-SUITE = "bookworm"
 
 
 def build() -> Path:
@@ -22,23 +19,7 @@ def build() -> Path:
 
     def make(out: Path) -> None:
         rootfs = out / "rootfs"
-        tmp = out / "tmp"
-        tmp.mkdir()
-        run(
-            [
-                "mmdebstrap",
-                "--quiet",
-                "--variant=extract",
-                f"--include={','.join(PACKAGES)}",
-                "--dpkgopt=path-exclude=/usr/share/{man,locale,doc}/*",
-                SUITE,
-                rootfs,
-            ],
-            env={"TMPDIR": str(tmp)},
-            timeout=1800,
-            hint="mmdebstrap needs the Debian archive; ./xenlab setup installs mmdebstrap",
-        )
-        os.rmdir(tmp)
+        mmdebstrap.bootstrap(rootfs, PACKAGES, variant="extract", excludes=mmdebstrap.DOCS[:3])
         (rootfs / "etc" / "passwd").write_text(
             "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
         )
@@ -48,8 +29,8 @@ def build() -> Path:
 
     inputs = {
         "packages": [d.as_input() for d in resolved],
-        "suite": SUITE,
-        "recipe": store.source_digest(Path(__file__)),
+        "suite": mmdebstrap.SUITE,
+        "recipe": store.source_digest(Path(__file__), Path(mmdebstrap.__file__)),
     }
     return store.build_or_reuse("server-rootfs", inputs, make)
 

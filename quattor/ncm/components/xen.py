@@ -84,23 +84,14 @@ class XenComponent:
     def _file_disk(self, disk: Disk, ctx: Context, allowed: bool) -> bool:
         assert disk.path
         target = ctx.path(disk.path)
-        if target.exists():
-            actual = target.stat().st_size // (1024 * 1024)
-            if disk.size_mib and actual != disk.size_mib:
-                ctx.warn(
-                    f"{disk.path} has {actual} MiB, the profile says {disk.size_mib}: existing disks are never resized"
-                )
+        actual = target.stat().st_size // (1024 * 1024) if target.exists() else None
+        if not self._must_create(disk, disk.path, actual, ctx, allowed):
             return False
-        if not allowed:
-            ctx.warn(f"{disk.path} is missing and create_filesystems is false: not created")
-            return False
-        if not disk.size_mib:
-            raise ComponentError(f"{disk.profile_path}/size: needed to create {disk.path}")
         if ctx.change(f"create sparse file disk {disk.path} ({disk.size_mib} MiB)"):
             target.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never over an existing file
             try:
-                os.ftruncate(fd, disk.size_mib * 1024 * 1024)
+                os.ftruncate(fd, (disk.size_mib or 0) * 1024 * 1024)
             finally:
                 os.close(fd)
         return True
@@ -123,19 +114,26 @@ class XenComponent:
             changes=False,
             check=False,
         )
-        if size.returncode == 0 and size.stdout.strip():
-            actual = int(float(size.stdout.strip()))
-            if disk.size_mib and actual != disk.size_mib:
+        actual = int(float(size.stdout.strip())) if size.returncode == 0 and size.stdout.strip() else None
+        if not self._must_create(disk, f"{vg}/{lv}", actual, ctx, allowed):
+            return False
+        ctx.run(["lvcreate", "--yes", "--wipesignatures", "y", "-L", f"{disk.size_mib}M", "-n", lv, vg], changes=True)
+        return True
+
+    @staticmethod
+    def _must_create(disk: Disk, what: str, actual_mib: int | None, ctx: Context, allowed: bool) -> bool:
+        """The one policy for every kind of disk: an existing one is left as it is, whatever its size."""
+        if actual_mib is not None:
+            if disk.size_mib and actual_mib != disk.size_mib:
                 ctx.warn(
-                    f"{vg}/{lv} has {actual} MiB, the profile says {disk.size_mib}: existing volumes are never resized"
+                    f"{what} has {actual_mib} MiB, the profile says {disk.size_mib}: existing disks are never resized"
                 )
             return False
         if not allowed:
-            ctx.warn(f"logical volume {vg}/{lv} is missing and create_filesystems is false: not created")
+            ctx.warn(f"{what} is missing and create_filesystems is false: not created")
             return False
         if not disk.size_mib:
-            raise ComponentError(f"{disk.profile_path}/size: needed to create {vg}/{lv}")
-        ctx.run(["lvcreate", "--yes", "--wipesignatures", "y", "-L", f"{disk.size_mib}M", "-n", lv, vg], changes=True)
+            raise ComponentError(f"{disk.profile_path}/size: needed to create {what}")
         return True
 
     # --- auto-start and running ----------------------------------------------------------------------------
