@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from images.recipes import bootfiles, dom0, dummy_installer, grub_tools, installer_base, kernel, server_rootfs
+from images.recipes import (
+    bootfiles,
+    dom0,
+    dom0_payload,
+    dummy_installer,
+    grub_tools,
+    installer,
+    installer_base,
+    kernel,
+    server_rootfs,
+)
 from lab.errors import PreflightError
 
 RECIPES: dict[str, Callable[[], Path]] = {
@@ -16,6 +26,8 @@ RECIPES: dict[str, Callable[[], Path]] = {
     "grub-tools": grub_tools.build,
     "installer-base": installer_base.build,
     "dom0": dom0.build,
+    "installer": installer.build,
+    "dom0-payload": dom0_payload.build,
 }
 NAMES = tuple(RECIPES)
 

@@ -229,7 +229,7 @@ class Lab:
         self.server.nbp.install(self.node_boot(name))
         return entry
 
-    def aii(self, action: str, *hosts: str, profiles: Path, image: str | None = None) -> str:
+    def aii(self, action: str, *hosts: str, profiles: Path, image: str | None = None, payload: str = "payload") -> str:
         """Run aii-shellfe on the install server's tree, as a site does, then apply its DHCP/DNS entries.
 
         `image` (for --configure) publishes that installer image where the profiles' AII options expect the
@@ -251,6 +251,8 @@ class Lab:
             str(self.server.srv),
             "--http-base",
             self.server.config.http_base,
+            "--payload-image",
+            payload,
         ]
         proc = run(argv, check=False)
         with (self.run_dir or self.work_dir).joinpath("aii-shellfe.log").open("a") as log_file:

@@ -46,12 +46,12 @@ def test_the_seed_guest_is_shipped_as_the_talk_declares_it() -> None:
 
 def test_host_kickstart_round_trips_through_pykickstart() -> None:
     aii = node.read(profile(shipped("cagxen01")))
-    text = ks.kickstart(aii, payload_image="dom0", ack_base="http://gridinstall.xenlab.test")
+    text = ks.kickstart(aii, payload_image="dom0.tar.zst", ack_base="http://gridinstall.xenlab.test")
     parser = parse_ks(text)
     h = parser.handler
     assert h.network.network[0].ip == "10.77.0.20" and h.network.network[0].hostname == "cagxen01.xenlab.test"
     assert h.rootpw.isCrypted and h.rootpw.password.startswith("$6$")
-    assert h.liveimg.url == "http://gridinstall.xenlab.test/payload/dom0.tar.gz"
+    assert h.liveimg.url == "http://gridinstall.xenlab.test/payload/dom0.tar.zst"
     assert [p.mountpoint for p in h.partition.partitions] == ["/", "pv.01"]
     assert h.volgroup.vgList[0].vgname == "xenvg" and h.volgroup.vgList[0].physvols == ["pv.01"]
     assert h.bootloader.location == "mbr" and h.clearpart.initAll and h.zerombr.zerombr and h.reboot.action

@@ -42,7 +42,7 @@ def test_a_dependency_cycle_is_named() -> None:
 
 def test_all_runs_every_component_and_summarises(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     boot_files(tmp_path)
-    code = ncd.main(["--all", "--profile", str(write(tmp_path, host_without_lvm())), "--root", str(tmp_path)])
+    code = ncd.main(["--configure", "--all", "--profile", str(write(tmp_path, host_without_lvm())), "--root", str(tmp_path)])
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert out[0].startswith("[OK] grub: ok (made 1 change)")
@@ -95,3 +95,10 @@ def test_bad_requests_are_explained(
         args += ["--profile", str(write(tmp_path, HOST))]
     assert ncd.main([*args, "--root", str(tmp_path)]) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--configure"], ["--configure", "xen", "--all"], []])
+def test_the_action_must_be_clear(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        ncd.main(args)
+    assert exit_.value.code == 2

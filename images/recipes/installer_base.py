@@ -29,8 +29,22 @@ PACKAGES = (
     "xz-utils",
     "gzip",
     "tar",
+    "zstd",
 )
-MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "e1000", "xen-netfront", "xen-blkfront", "dm-mod", "ext4", "loop")
+# crc32c_generic: ext4 needs a crc32c at mount time (a soft dependency, absent from depends=); without it
+# mounting fails with ENOENT.
+MODULES = (
+    "virtio_pci",
+    "virtio_net",
+    "virtio_blk",
+    "e1000",
+    "xen-netfront",
+    "xen-blkfront",
+    "dm-mod",
+    "crc32c_generic",
+    "ext4",
+    "loop",
+)
 PYTHON_FROM_VENV = ("pykickstart",)
 # Pruned after the install (py3compile needs them while packages install); docs are never unpacked.
 PRUNE = (

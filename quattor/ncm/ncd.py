@@ -1,6 +1,6 @@
 """ncm-ncd: run configuration components against a compiled profile.
 
-  ncm-ncd --configure COMPONENT... | --all  [--profile FILE|URL] [--noaction] [--root DIR]
+  ncm-ncd --configure COMPONENT... | --configure --all  [--profile FILE|URL] [--noaction] [--root DIR]
 
 Components run in the order their `dependencies/pre` ask.  At the end a summary line per component;
 the exit status is non-zero if any failed.  With --noaction they report what they would change.
@@ -66,13 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ncm-ncd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--configure", nargs="+", metavar="COMPONENT", default=[])
-    what.add_argument("--all", action="store_true", help="every active component of the profile")
+    parser.add_argument("--configure", nargs="*", metavar="COMPONENT", default=None,
+                        help="configure these components (with --all: every active one)")
+    parser.add_argument("--all", action="store_true", help="every active component of the profile")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, help="profile file or URL")
     parser.add_argument("--noaction", action="store_true", help="report what would change; change nothing")
     parser.add_argument("--root", type=Path, default=Path("/"), help="manage the system under this directory")
     args = parser.parse_args(argv)
+    if args.all and args.configure:
+        parser.error("name components or give --all, not both")
+    if not args.all and not args.configure:
+        parser.error("nothing to do: ncm-ncd --configure COMPONENT... or ncm-ncd --configure --all")
     try:
         profile = load(args.profile)
         ctx = Context(root=args.root, noaction=args.noaction)

@@ -1,0 +1,1 @@
+"""The lab's own installer: it speaks kickstart (parsed by pykickstart, Anaconda's parser)."""

@@ -1,0 +1,32 @@
+"""The installer the lab netboots: installer-base plus the kickstart installer program, as one initrd."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from images import cpio, store
+from images.installer import xenlab_installer
+from images.recipes import installer_base
+
+FILES = Path(__file__).resolve().parent.parent / "files"
+
+
+def build() -> Path:
+    base = installer_base.build()
+    program = Path(xenlab_installer.__file__)
+
+    def make(out: Path) -> None:
+        overlay = out / "overlay.cpio.gz"
+        cpio.write_overlay(
+            overlay,
+            {
+                "/usr/local/bin/xenlab-installer": program.read_bytes(),
+                "/etc/xenlab/udhcpc.script": (FILES / "udhcpc.script").read_bytes(),
+            },
+        )
+        cpio.concatenate(out / "initrd.gz", base / "base.cpio.gz", overlay)
+        overlay.unlink()
+        (out / "vmlinuz").symlink_to((base / "vmlinuz").resolve())
+
+    inputs = {"base": base.name, "recipe": store.source_digest(Path(__file__), program, FILES / "udhcpc.script")}
+    return store.build_or_reuse("installer", inputs, make)
