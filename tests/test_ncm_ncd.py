@@ -42,7 +42,9 @@ def test_a_dependency_cycle_is_named() -> None:
 
 def test_all_runs_every_component_and_summarises(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     boot_files(tmp_path)
-    code = ncd.main(["--configure", "--all", "--profile", str(write(tmp_path, host_without_lvm())), "--root", str(tmp_path)])
+    code = ncd.main(
+        ["--configure", "--all", "--profile", str(write(tmp_path, host_without_lvm())), "--root", str(tmp_path)]
+    )
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert out[0].startswith("[OK] grub: ok (made 1 change)")

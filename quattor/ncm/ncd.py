@@ -66,8 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ncm-ncd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--configure", nargs="*", metavar="COMPONENT", default=None,
-                        help="configure these components (with --all: every active one)")
+    parser.add_argument(
+        "--configure",
+        nargs="*",
+        metavar="COMPONENT",
+        default=None,
+        help="configure these components (with --all: every active one)",
+    )
     parser.add_argument("--all", action="store_true", help="every active component of the profile")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, help="profile file or URL")
     parser.add_argument("--noaction", action="store_true", help="report what would change; change nothing")
