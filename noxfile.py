@@ -85,7 +85,9 @@ def gateway(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
+    """Netboot phases and memory; then the host install's phases (pass --runs N to either)."""
     session.run(sys.executable, "-m", "scenarios.bench_netboot", *session.posargs)
+    session.run(sys.executable, "-m", "scenarios.bench_phases", "scenarios/test_host_install.py", *session.posargs)
 
 
 @nox.session

@@ -30,7 +30,7 @@ from types import FrameType
 
 from images import catalog
 from images.recipes import dummy_installer, server_rootfs
-from lab import accel, netns, preflight, registry
+from lab import accel, netns, preflight, registry, ssh
 from lab.errors import PreflightError, ProductFailure
 from lab.network import LabNetwork, NetworkConfig, tap_name
 from lab.paths import new_run_dir, work_root
@@ -135,6 +135,7 @@ class Lab:
         self.timeline = Timeline()
         self.stack = ExitStack()
         self.vms: dict[str, Vm] = {}
+        self._ssh: ssh.SshAccess | None = None
         self.slot: registry.LabSlot
         self.network: NetworkConfig
         self.server: InstallServer
@@ -292,6 +293,14 @@ class Lab:
         )
         self.vms[name] = self.stack.enter_context(vm)
         return vm
+
+    @property
+    def ssh(self) -> ssh.SshAccess:
+        """SSH to the lab's machines (a key pair and an ssh_config made for this lab on first use)."""
+        if self._ssh is None:
+            self._ssh = ssh.setup(self.work_dir / "ssh", self.network.netns)
+            self.stack.callback(self._ssh.close)
+        return self._ssh
 
     def consoles(self) -> list[Watched]:
         return [vm.console for vm in self.vms.values() if vm.console is not None]

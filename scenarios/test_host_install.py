@@ -28,14 +28,18 @@ HOST = "cagxen01"
 
 
 def host_profiles(tmp: Path) -> Path:
-    """The shipped profiles, with the guests left stopped: starting them is the gateway scenario's job."""
+    """The shipped profiles, copied: the test adds the lab's SSH key and leaves the guests stopped."""
     out = tmp / "profiles"
     shutil.copytree(REPO / "profiles", out)
-    path = out / f"profile_{HOST}.json"
-    tree = json.loads(path.read_text())
-    tree["software"]["components"]["xen"]["create_domains"] = False
-    path.write_text(json.dumps(tree, indent=1))
     return out
+
+
+def adapt_profile(profiles: Path, ssh_public_key: str) -> None:
+    path = profiles / f"profile_{HOST}.json"
+    tree = json.loads(path.read_text())
+    tree["software"]["components"]["xen"]["create_domains"] = False  # starting guests is the gateway's job
+    tree["system"]["aii"]["osinstall"]["options"]["sshkey"] = ssh_public_key
+    path.write_text(json.dumps(tree, indent=1))
 
 
 def test_host_installs_from_its_kickstart_and_reboots_into_xen(run_dir: Path, tmp_path: Path) -> None:
@@ -50,6 +54,7 @@ def test_host_installs_from_its_kickstart_and_reboots_into_xen(run_dir: Path, tm
         disks=(DiskConfig("disk", size="24G"),),
     )
     with Lab(spec, run_dir=run_dir) as lab:
+        adapt_profile(profiles, lab.ssh.public_key)
         payload = dom0_payload.build()
         lab.server.publish(payload / "dom0.tar.zst", "payload/dom0.tar.zst")
         lab.server.write(f"profiles/profile_{HOST}.json", (profiles / f"profile_{HOST}.json").read_text())
@@ -76,19 +81,24 @@ def test_host_installs_from_its_kickstart_and_reboots_into_xen(run_dir: Path, tm
         lab.wait_console(HOST, r"\[OK\] xen: ok", phase="first-boot-ncm-ncd", timeout=600)
         lab.wait_console(HOST, r"XENLAB-DOM0-READY cagxen01", phase="dom0-ready", timeout=600)
         assert vm.console is not None
-        vm.console.send_line("")  # the autologin prompt may have come before the ready marker: ask again
-        lab.wait_console(HOST, r"root@cagxen01:\S*# ", phase="shell", timeout=120)
         console = vm.console.text
-        info, rc = vm.console.run("xl info | grep -E '^xen_(major|minor)'; xl list Domain-0", phase="xl", timeout=120)
-        assert rc == 0 and re.search(r"xen_minor\s*:\s*17", info), info
-        lvs, rc = vm.console.run("lvs --noheadings -o lv_name,vg_name xenvg", phase="lvs", timeout=60)
-        assert rc == 0 and "cagnode50-swap" in lvs, lvs  # first boot: ncm-xen made the guests' volumes
-        cfg, rc = vm.console.run(
-            "grep -c ncm-grub-xen-0 /boot/grub/grub.cfg; hostname; cat /etc/xen/cagnode50.cfg",
-            phase="files",
-            timeout=60,
-        )
-        assert rc == 0 and 'bootloader_args = [ "mac=AA:00:86:e2:35:72" ]' in cfg and "cagxen01" in cfg
+
+        # testinfra over SSH, from the lab network.
+        host = lab.ssh.host(str(lab.ip(HOST)))
+        with lab.timeline.phase(HOST, "checks-over-ssh"):
+            assert host.check_output("hostname") == HOST
+            info = host.check_output("xl info")
+            assert re.search(r"xen_major\s*:\s*4", info) and re.search(r"xen_minor\s*:\s*17", info)
+            dom0 = re.search(r"Domain-0\s+0\s+(\d+)", host.check_output("xl list"))
+            assert dom0 and 500 <= int(dom0.group(1)) <= 512  # the profile's dom0_mem=512M
+            assert host.run("vgs xenvg").rc == 0
+            volumes = host.check_output("lvs --noheadings -o lv_name xenvg").split()
+            assert {"cagnode50-swap", "cagnode51-root", "cagnode52-root"} <= set(volumes)  # first-boot ncm-xen
+            grub = host.file("/boot/grub/grub.cfg")
+            assert grub.contains("set default='ncm-grub-xen-0'") and grub.contains("multiboot2 /boot/xen-4.17")
+            assert host.file("/etc/xen/cagnode50.cfg").contains('bootloader_args = \\[ "mac=AA:00:86:e2:35:72" \\]')
+            assert host.file("/var/xen-grid/cagnode50/fs/disk").size == 10 * 1024**3
+            assert host.service("ssh").is_running
 
     # The second boot's console: GRUB, then Xen, then dom0.
     assert console.index("Xen 4.17 / Debian") < console.index("(XEN) Xen version") < console.index("Linux version 6.")
