@@ -38,7 +38,7 @@ from lab.process import run
 from lab.timeline import Timeline
 from lab.vm import DiskConfig, NicConfig, Vm, VmConfig
 from netboot_stack.config import InstallServerConfig, ServedNode
-from netboot_stack.events import Event, Watched
+from netboot_stack.events import Event
 from netboot_stack.server import InstallServer
 from quattor.aii.nbp import BootEntry, NodeBoot
 
@@ -302,15 +302,17 @@ class Lab:
             self.stack.callback(self._ssh.close)
         return self._ssh
 
-    def consoles(self) -> list[Watched]:
-        return [vm.console for vm in self.vms.values() if vm.console is not None]
-
     # --- witnesses -----------------------------------------------------------------------------------------
     def wait_event(self, name: str, *, kind: str, phase: str, timeout: float, path: str | None = None) -> Event:
-        """Wait for the install server to see `kind` from node `name`, recorded as a phase of that node."""
+        """Wait for the install server to see `kind` from node `name`, recorded as a phase of that node.
+
+        The node's own console is watched for fatal output (another machine's failure is not this one's).
+        """
+        vm = self.vms.get(name)
+        watch = [vm.console] if vm is not None and vm.console is not None else []
         with self.timeline.phase(name, phase):
             return self.server.events.wait_for(
-                phase=phase, timeout=timeout, kind=kind, node=name, path=path, watch=self.consoles()
+                phase=phase, timeout=timeout, kind=kind, node=name, path=path, watch=watch
             )
 
     def wait_console(self, name: str, pattern: str, *, phase: str, timeout: float) -> str:

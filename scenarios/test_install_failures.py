@@ -1,0 +1,54 @@
+"""A broken kickstart fails the install with the installer's reason, fast, not after a timeout.
+
+Three machines in one lab, each with one fault in the kickstart AII wrote for it: a command the installer
+does not support, a payload URL that does not exist, a partition larger than the disk.  The installer says
+why on its console and reports it to the install server; the lab's waits end at once with that reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.errors import ProductFailure
+from lab.lab import Lab, spec_from_profiles
+from lab.paths import REPO
+from lab.vm import DiskConfig
+
+pytestmark = pytest.mark.scenario
+
+PROFILES = REPO / "profiles"
+FAULTS = {  # node: (what to do to its kickstart, the disk, the reason the installer must give)
+    "cagnode50": (lambda ks: ks + "lang en_IE.UTF-8\n", "8G", "unsupported kickstart command(s): lang"),
+    "cagnode51": (lambda ks: ks, "8G", "payload http://gridinstall.xenlab.test/payload/missing.tar.zst could not"),
+    "cagnode52": (lambda ks: ks, "2G", "the partitions need 3073 MiB but the disk has 2048 MiB"),
+}
+TIMEOUT = 600
+
+
+def test_broken_kickstarts_fail_fast_with_the_installers_reason(run_dir: Path) -> None:
+    spec = spec_from_profiles("install-failures", PROFILES, FAULTS, memory_mb=768, installer="installer")
+    spec = dataclasses.replace(
+        spec,
+        nodes=tuple(dataclasses.replace(n, disks=(DiskConfig("disk", size=FAULTS[n.name][1]),)) for n in spec.nodes),
+    )
+    with Lab(spec, run_dir=run_dir) as lab:
+        lab.aii("configure", *FAULTS, profiles=PROFILES, image="installer", payload="missing.tar.zst")
+        lab.aii("install", *FAULTS, profiles=PROFILES)
+        for name, (change, _, _) in FAULTS.items():
+            ks = lab.server.srv / f"ks/{lab.fqdn(name)}.ks"
+            ks.write_text(change(ks.read_text()))
+        for name in FAULTS:
+            lab.vm(name).start()
+        for name, (_, _, reason) in FAULTS.items():
+            started = time.monotonic()
+            with pytest.raises(ProductFailure) as failure:
+                lab.wait_event(name, kind="ack", phase="install", timeout=TIMEOUT)
+            assert reason in str(failure.value), str(failure.value)
+            assert time.monotonic() - started < TIMEOUT / 2, "the failure was found by a timeout, not reported"
+            assert lab.server.nbp.status(lab.node_boot(name)) == "install"  # never acked: it reinstalls next boot
+        reported = {e.node: e.detail for e in lab.server.events.select(kind="install-failed")}
+        assert set(reported) == set(FAULTS)
