@@ -21,10 +21,9 @@ from images.recipes import dom0_payload
 from lab.lab import Lab, spec_from_profiles
 from lab.paths import REPO
 from lab.vm import DiskConfig
+from scenarios.host_install import HOST, install_host
 
 pytestmark = pytest.mark.scenario
-
-HOST = "cagxen01"
 
 
 def host_profiles(tmp: Path) -> Path:
@@ -61,27 +60,7 @@ def test_host_installs_from_its_kickstart_and_reboots_into_xen(run_dir: Path, tm
         lab.aii("configure", HOST, profiles=profiles, image="installer", payload="dom0.tar.zst")
         lab.aii("install", HOST, profiles=profiles)
 
-        vm = lab.vm(HOST)
-        vm.start()
-        lab.wait_event(HOST, kind="lease", phase="dhcp", timeout=60)
-        lab.wait_console(HOST, r"XENLAB-INSTALL start", phase="installer-start", timeout=300)
-        lab.wait_event(HOST, kind="http", path=f"ks/{HOST}.xenlab.test.ks", phase="kickstart", timeout=120)
-        lab.wait_console(HOST, r"XENLAB-INSTALL partition: / ", phase="partitioning", timeout=300)
-        lab.wait_console(HOST, r"XENLAB-INSTALL payload: \d+ MiB unpacked", phase="payload", timeout=900)
-        lab.wait_console(HOST, r"XENLAB-INSTALL bootloader: GRUB", phase="bootloader", timeout=600)
-        lab.wait_event(HOST, kind="ack", phase="post-and-ack", timeout=600)
-        lab.wait_console(HOST, r"XENLAB-INSTALL-DONE reboot", phase="install-done", timeout=120)
-        with lab.timeline.phase(HOST, "reboot"):
-            vm.wait_exit(phase="reboot", timeout=120)
-            vm.start()
-        lab.wait_console(HOST, r"Xen 4\.17 / Debian GNU/Linux", phase="grub", timeout=300)
-        lab.wait_console(HOST, r"\(XEN\) Xen version 4\.17", phase="xen", timeout=120)
-        lab.wait_console(HOST, r"Linux version 6\.", phase="dom0-kernel", timeout=180)
-        lab.wait_console(HOST, r"XENLAB-DOM0-NETWORK xenbr0 10\.77\.0\.20/24", phase="dom0-network", timeout=300)
-        lab.wait_console(HOST, r"\[OK\] xen: ok", phase="first-boot-ncm-ncd", timeout=600)
-        lab.wait_console(HOST, r"XENLAB-DOM0-READY cagxen01", phase="dom0-ready", timeout=600)
-        assert vm.console is not None
-        console = vm.console.text
+        console = install_host(lab)
 
         # testinfra over SSH, from the lab network.
         host = lab.ssh.host(str(lab.ip(HOST)))
