@@ -61,6 +61,7 @@ class SerialConsole:
         self._eof = False
         self._cond = threading.Condition()
         self._cursor = 0  # absolute offset where the next expect() starts searching
+        self._commands = 0  # commands typed by run(), to make each end marker unique
         self._reader = threading.Thread(target=self._read_loop, name=f"console-{name}", daemon=True)
         self._reader.start()
 
@@ -181,7 +182,7 @@ class SerialConsole:
         The command is followed by an end marker carrying `$?`, so output and status come back even though
         the console echoes what is typed.
         """
-        self._commands = getattr(self, "_commands", 0) + 1
+        self._commands += 1
         tag = f"XENLAB-END-{self._commands}"
         # The marker is split in the typed text so that the echo of the command line never matches it.
         typed_tag = f'{tag[:6]}""{tag[6:]}'

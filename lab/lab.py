@@ -136,6 +136,7 @@ class Lab:
         self.stack = ExitStack()
         self.vms: dict[str, Vm] = {}
         self._ssh: ssh.SshAccess | None = None
+        self.installers: dict[str, Path] = {}  # installer image name -> built image, for the lab's nodes
         self.slot: registry.LabSlot
         self.network: NetworkConfig
         self.server: InstallServer
