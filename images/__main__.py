@@ -1,4 +1,8 @@
-"""`python -m images [build] [NAME...]`: build (or reuse) the lab's images and print where they are."""
+"""`python -m images [build|list|gc] [NAME...]`: build (or reuse) the lab's images and print where they are.
+
+`gc` builds (or reuses) every image of the catalog and removes everything else from the store: superseded
+versions, per-profile disks (rebuilt on demand), half-built trees.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from lab.errors import XenlabError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m images", description=__doc__)
-    parser.add_argument("command", nargs="?", default="build", choices=["build", "list"])
+    parser.add_argument("command", nargs="?", default="build", choices=["build", "list", "gc"])
     parser.add_argument("names", nargs="*", help=f"images to build (default: all of {', '.join(catalog.NAMES)})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -20,6 +24,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(catalog.NAMES))
         return 0
     try:
+        if args.command == "gc":
+            from images import store
+
+            current = {catalog.build(name) for name in catalog.NAMES}
+            for path in store.collect_garbage(current):
+                print(f"removed {path.name}")
+            return 0
         for name in args.names or catalog.NAMES:
             print(f"{name}: {catalog.build(name)}")
     except XenlabError as exc:

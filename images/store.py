@@ -79,3 +79,21 @@ def source_digest(*files: Path) -> str:
         h.update(f.name.encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:20]
+
+
+def collect_garbage(keep: set[Path]) -> list[Path]:
+    """Remove every image directory (and stale lock or half-built tree) of the store not in `keep`."""
+    removed = []
+    keep = {p.resolve() for p in keep}
+    for entry in sorted(images_dir().iterdir()):
+        if entry.resolve() in keep:
+            continue
+        if entry.name.endswith(".lock"):
+            stem = entry.name[1:].removesuffix(".lock")
+            if (images_dir() / stem).resolve() in keep:
+                continue
+            entry.unlink(missing_ok=True)
+        elif entry.is_dir():
+            remove_tree(entry)
+        removed.append(entry)
+    return removed

@@ -96,3 +96,17 @@ def test_special_files_are_left_out_instead_of_read(tmp_path: Path) -> None:
     os.mkfifo(root / "dev" / "fifo")  # reading it would block forever, like /dev/console
     entries = read_newc(cpio.archive(root))
     assert set(entries) == {"dev"}
+
+
+def test_garbage_collection_keeps_current_images_and_their_locks() -> None:
+    def make(out: Path) -> None:
+        (out / "f").write_text("x")
+
+    old = store.build_or_reuse("demo", {"v": 1}, make)
+    new = store.build_or_reuse("demo", {"v": 2}, make)
+    (store.images_dir() / ".demo-crashed.building").mkdir()
+    removed = {p.name for p in store.collect_garbage({new})}
+    assert old.name in removed and ".demo-crashed.building" in removed
+    assert new.exists() and not old.exists()
+    assert (store.images_dir() / f".{new.name}.lock").exists()
+    assert not (store.images_dir() / f".{old.name}.lock").exists()
