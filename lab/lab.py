@@ -21,7 +21,6 @@ import shutil
 import signal
 import sys
 import threading
-import urllib.request
 from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -87,25 +86,25 @@ class LabSpec:
 
 
 def spec_from_profiles(label: str, profiles: Path, names: Iterable[str], **node_options: object) -> LabSpec:
-    """A lab whose nodes are the profiles' machines: their names, MACs and addresses (in one /24)."""
-    import json
+    """A lab whose nodes are the profiles' machines: their names, MACs and addresses (in one /24), read the way
+    AII reads them."""
+    from quattor.aii import node as aii_node
+    from quattor.profile import ProfileError, load
 
     nodes = []
     subnet = None
     domain = None
     for name in names:
-        tree = json.loads((profiles / f"profile_{name}.json").read_text())
-        nic, card = next((k, v) for k, v in tree["hardware"]["cards"]["nic"].items() if v.get("boot"))
-        ip = ipaddress.IPv4Address(tree["system"]["network"]["interfaces"][nic]["ip"])
-        net = ipaddress.IPv4Network(f"{ip}/24", strict=False)
+        try:
+            aii = aii_node.read(load(profiles / f"profile_{name}.json"))
+        except ProfileError as exc:
+            raise PreflightError(f"profile {name}: {exc}", hint=f"fix {profiles}/profile_{name}.json") from None
+        net = ipaddress.IPv4Network(f"{aii.ip}/24", strict=False)
         if subnet not in (None, net):
-            raise PreflightError(f"profile {name}: {ip} is outside the lab subnet {subnet}")
-        subnet, domain = net, tree["system"]["network"]["domainname"]
-        nodes.append(
-            NodeSpec(
-                name, host=int(ip) - int(net.network_address), mac=card["hwaddr"].lower(), by_aii=True, **node_options
-            )
-        )  # type: ignore[arg-type]
+            raise PreflightError(f"profile {name}: {aii.ip} is outside the lab subnet {subnet}")
+        subnet, domain = net, aii.domain
+        host = int(aii.ip) - int(net.network_address)
+        nodes.append(NodeSpec(name, host=host, mac=aii.mac, by_aii=True, **node_options))  # type: ignore[arg-type]
     assert subnet is not None and domain is not None
     return LabSpec(label, tuple(nodes), domain=domain, subnet=subnet)
 
@@ -335,14 +334,6 @@ class Lab:
             return [item.to_text() for rrset in response.answer for item in rrset]
 
         return netns.call_in_netns(self.network.netns, query)
-
-    def http_get(self, url: str, timeout: float = 5.0) -> bytes:
-        def get() -> bytes:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                data: bytes = resp.read()
-                return data
-
-        return netns.call_in_netns(self.network.netns, get)
 
 
 def _raise_on_sigterm() -> None:

@@ -72,7 +72,6 @@ class LabNetwork:
 
     def __init__(self, config: NetworkConfig) -> None:
         self.config = config
-        self.taps: list[str] = []
 
     def __enter__(self) -> LabNetwork:
         try:
@@ -117,7 +116,6 @@ class LabNetwork:
     def add_tap(self, name: str) -> str:
         netns.ip(self.config.netns, "tuntap", "add", "dev", name, "mode", "tap")
         netns.ip(self.config.netns, "link", "set", name, "master", BRIDGE, "up")
-        self.taps.append(name)
         return name
 
     def destroy(self) -> None:

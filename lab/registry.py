@@ -2,7 +2,7 @@
 
 Each lab holds an exclusive `flock` on `/run/xenlab/labs/<id>.lock` for its whole life.  The kernel drops
 that lock when the process dies however it dies, so "can I take the lock?" tells exactly whether a lab's
-owner is gone.  What a lab starts (QEMU PIDs, containers, namespaces, loop devices) is recorded in
+owner is gone.  What a lab starts (QEMU PIDs, containers, namespaces) is recorded in
 `<id>.json` as it goes, so that `sweep()` can remove a dead lab's leftovers by PID and by name.
 """
 
@@ -50,7 +50,6 @@ class LabRecord:
     namespaces: list[str] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)
-    loop_devices: list[str] = field(default_factory=list)
 
 
 class LabSlot:
@@ -171,9 +170,6 @@ def _remove_leftovers(lab_id: str) -> None:
     if state:
         for pid in state.pids:
             found |= kill_pid(pid, must_contain=lab_id)
-        for dev in state.loop_devices:
-            found = True
-            run(["losetup", "-d", dev], check=False)
     for container in _runc_containers():
         if container.split("-")[0] == lab_id:
             found = True

@@ -51,9 +51,6 @@ class InstallServerConfig:
     def http_base(self) -> str:
         return f"http://{self.server_name}.{self.domain}"
 
-    def node_by_ip(self, ip: str) -> ServedNode | None:
-        return next((n for n in self.nodes if str(n.ip) == ip), None)
-
 
 def check_unique(nodes: Iterable[ServedNode], network: NetworkConfig) -> None:
     """Two nodes with one MAC, IP or name, or an address outside the lab subnet, is a scenario bug."""

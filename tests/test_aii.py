@@ -159,3 +159,20 @@ def test_profiles_load_from_a_url(tmp_path: Path) -> None:
         assert aii.ip == ipaddress.IPv4Address("10.77.0.50")
     finally:
         server.shutdown()
+
+
+def test_a_lab_from_profiles_reads_them_as_aii_does(tmp_path: Path) -> None:
+    from lab.errors import PreflightError
+    from lab.lab import spec_from_profiles
+
+    spec = spec_from_profiles("t", PROFILES, ("cagxen01", "cagnode50"))
+    assert [(n.name, n.host, n.mac) for n in spec.nodes] == [
+        ("cagxen01", 20, "52:54:00:77:00:20"),
+        ("cagnode50", 50, "aa:00:86:e2:35:72"),
+    ]
+    assert (spec.domain, str(spec.subnet)) == ("xenlab.test", "10.77.0.0/24")
+    broken = copy.deepcopy(shipped("cagnode50"))
+    broken["hardware"]["cards"]["nic"]["eth0"]["hwaddr"] = "not-a-mac"
+    write(tmp_path, broken, "profile_cagnode50.json")
+    with pytest.raises(PreflightError, match="/hardware/cards/nic/eth0/hwaddr: expected a MAC"):
+        spec_from_profiles("t", tmp_path, ("cagnode50",))

@@ -89,14 +89,6 @@ class DomainOptions:
     booleans: tuple[tuple[str, bool], ...]
     profile_path: str
 
-    @property
-    def first_mac(self) -> str | None:
-        for item in self.vifs[0].split(",") if self.vifs else []:
-            key, _, value = item.strip().partition("=")
-            if key == "mac":
-                return value
-        return None
-
 
 @dataclass(frozen=True)
 class Domain:
