@@ -32,6 +32,7 @@ DEFAULT_FATAL = (
     r"\(XEN\) \*\*\*\*[^\n]*",
     r"Traceback \(most recent call last\)[^\n]*",
     r"XENLAB-INSTALL-FAILED[^\n]*",
+    r"\[ERROR\] \S+: failed: [^\n]*",  # ncm-ncd's summary line for a failed component
 )
 WINDOW = 256 * 1024
 INPUT_CHUNK = 16  # Xen drops console input sent faster than this (measured: 16 bytes per 40 ms is safe)

@@ -169,8 +169,8 @@ def request_lease(
     mac: str,
     *,
     deadline: float,
-    tries: int = 4,
-    wait: float = 2.0,
+    tries: int = 6,
+    wait: float = 3.0,  # a dom0 starved of CPU (nested, under TCG) answers slowly
     expect_server: ipaddress.IPv4Address | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> Lease:

@@ -108,7 +108,7 @@ def _receive(
     deadline: float,
     step: str,
 ) -> tuple[bytes, tuple[str, int]]:
-    for _ in range(RETRIES + 1):
+    for attempt in range(RETRIES + 1):
         wait_until = min(deadline, time.monotonic() + PACKET_TIMEOUT)
         while (left := wait_until - time.monotonic()) > 0:
             sock.settimeout(left)
@@ -124,7 +124,8 @@ def _receive(
             sock.sendto(struct.pack("!HH", ERROR, 5) + b"unknown transfer id\0", source)
         if time.monotonic() >= deadline:
             raise BootError(step, "the time limit ran out during the transfer")
-        sock.sendto(last_sent, dest)
+        if attempt < RETRIES:  # the request once plus RETRIES retries: no resend after the last wait
+            sock.sendto(last_sent, dest)
     raise BootError(step, f"no answer from {server} after {RETRIES + 1} tries")
 
 

@@ -67,10 +67,14 @@ def test_dom0_starts_the_guests_and_they_netboot_through_pypxeboot(run_dir: Path
         lab.aii("install", HOST, *GUESTS, profiles=profiles)
 
         install_host(lab, first_boot_timeout=900)  # first boot starts the guests too
+        host_console = lab.vms[HOST].console
+        assert host_console is not None
+        events = lab.server.events
         for guest in GUESTS:
             mac_cfg = f"pxelinux.cfg/{lab.node_boot(guest).mac_name}"
             # pypxeboot in dom0: a lease for the guest's MAC, then AII's entry, by TFTP from dom0's address.
-            lab.wait_event(guest, kind="lease", phase="pypxeboot-dhcp", timeout=600)
+            # The host's console is watched too: a failed `xl create` ends the wait at once with its reason.
+            events.wait_for(phase="pypxeboot-dhcp", timeout=600, kind="lease", node=guest, watch=[host_console])
             dom0_reads = lab.server.events.wait_for(
                 phase="pypxeboot-tftp", timeout=120, kind="tftp", node=HOST, path=mac_cfg
             )
