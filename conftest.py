@@ -8,6 +8,7 @@ nightly report says which it was.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Generator
 from pathlib import Path
@@ -15,11 +16,41 @@ from pathlib import Path
 import pytest
 
 from lab.errors import LabError, ProductFailure
-from lab.paths import new_run_dir
+from lab.lab import KEEP_ENV
+from lab.paths import REPO, new_run_dir
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("xenlab")
+    group.addoption(
+        "--keep",
+        action="store_true",
+        help="keep each lab up after its scenario, passed or failed, until Ctrl-C (prints how to get in)",
+    )
+    group.addoption(
+        "--profiles",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="gateway scenarios: compiled profiles (profile_<node>.json) to use instead of the shipped profiles/",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger("xenlab").setLevel(logging.INFO)
+    if config.getoption("keep"):
+        os.environ[KEEP_ENV] = "1"  # xdist workers inherit it
+
+
+@pytest.fixture
+def gateway_profiles(request: pytest.FixtureRequest) -> Path:
+    """The profiles a gateway scenario installs: `--profiles DIR`, else the shipped ones."""
+    chosen: Path | None = request.config.getoption("profiles")
+    if chosen is None:
+        return REPO / "profiles"
+    if not chosen.is_dir() or not any(chosen.glob("profile_*.json")):
+        raise pytest.UsageError(f"--profiles {chosen}: not a directory of compiled profiles (profile_<node>.json)")
+    return chosen.resolve()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from images.recipes import (
     dom0_payload,
     dummy_installer,
     grub_tools,
+    guest_payload,
     installer,
     installer_base,
     kernel,
@@ -28,6 +29,7 @@ RECIPES: dict[str, Callable[[], Path]] = {
     "dom0": dom0.build,
     "installer": installer.build,
     "dom0-payload": dom0_payload.build,
+    "guest-payload": guest_payload.build,
 }
 NAMES = tuple(RECIPES)
 

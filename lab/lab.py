@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -127,10 +128,14 @@ def check_spec(spec: LabSpec) -> None:
             )
 
 
+KEEP_ENV = "XENLAB_KEEP"  # set (by `pytest --keep`): labs stay up after their scenario until Ctrl-C
+
+
 class Lab:
-    def __init__(self, spec: LabSpec, *, run_dir: Path | None = None) -> None:
+    def __init__(self, spec: LabSpec, *, run_dir: Path | None = None, keep: bool | None = None) -> None:
         self.spec = spec
         self.run_dir = run_dir
+        self.keep = os.environ.get(KEEP_ENV) == "1" if keep is None else keep
         self.timeline = Timeline()
         self.stack = ExitStack()
         self.vms: dict[str, Vm] = {}
@@ -189,7 +194,41 @@ class Lab:
         log.info("lab %s is up; logs in %s", self.slot.lab_id, self.run_dir)
 
     def __exit__(self, *exc: object) -> None:
-        self.stack.close()
+        try:
+            if self.keep and hasattr(self, "slot"):
+                self.hold()
+        finally:
+            self.stack.close()
+
+    def access(self) -> str:
+        """How a person gets into this lab while it runs: consoles, shells, logs, and how to end it."""
+        assert self.run_dir is not None
+        lines = [f"lab {self.slot.lab_id} ({self.spec.label}) is up; artifacts in {self.run_dir}"]
+        for name, vm in self.vms.items():
+            lines.append(f"  {name}: console log (live): tail -f {vm.log_dir}/console-*.log")
+        if self._ssh is not None:
+            for node in self.spec.nodes:
+                lines.append(f"  {node.name}: shell: {self._ssh.command(str(self.ip(node.name)))}")
+            xen_hosts = [n for n in self.spec.nodes if n.name in self.vms]
+            for node in (n for n in self.spec.nodes if n.name not in self.vms and xen_hosts):
+                host = self._ssh.command(str(self.ip(xen_hosts[0].name)))
+                lines.append(f"  {node.name}: console (if a Xen guest): {host} -t xl console {node.name}")
+        lines.append(f"  install server: {self.run_dir}/install-server/ (dnsmasq.log, events.jsonl)")
+        lines.append("  take it down: Ctrl-C here, or ./xenlab down --all from another shell")
+        return "\n".join(lines)
+
+    def hold(self) -> None:
+        """Keep the lab up (after its scenario passed or failed) until Ctrl-C or SIGTERM."""
+        text = self.access()
+        assert self.run_dir is not None
+        (self.run_dir / "ACCESS.txt").write_text(text + "\n")
+        log.warning("--keep: %s", text)
+        print("\n" + text, file=sys.__stderr__, flush=True)
+        try:
+            while True:
+                signal.pause()
+        except KeyboardInterrupt:
+            log.warning("lab %s: taking it down", self.slot.lab_id)
 
     def _save_report(self) -> None:
         assert self.run_dir is not None

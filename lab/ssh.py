@@ -30,6 +30,11 @@ class SshAccess:
         self.used.add(address)
         return testinfra.get_host(f"ssh://root@{address}", ssh_config=str(self.config))
 
+    def argv(self, address: str) -> list[str]:
+        """The ssh command line for root@address (append a remote command)."""
+        self.used.add(address)
+        return ["ssh", "-F", str(self.config), f"root@{address}"]
+
     def command(self, address: str) -> str:
         return f"ssh -F {self.config} root@{address}"
 

@@ -52,11 +52,12 @@ class Timeline:
         record.end, record.outcome = self.now(), "ok"
         log.info("%s: %s done in %.2f s (at %.1f s)", subject, name, record.seconds or 0, record.end)
 
-    def mark(self, subject: str, name: str, at: float | None = None) -> PhaseRecord:
-        """A milestone seen after the fact (an install-server event): a phase that ends when seen."""
+    def mark(self, subject: str, name: str, at: float | None = None, *, since: float | None = None) -> PhaseRecord:
+        """A milestone seen after the fact (an install-server event, `at` its time.monotonic()): a phase that
+        ends then and starts at `since` (seconds into the timeline), else where the subject's last one ended."""
         t = self.now() if at is None else at - self.t0
         previous = [r.end for r in self.records if r.subject == subject and r.end is not None]
-        record = PhaseRecord(subject, name, max(previous, default=0.0), t, "ok")
+        record = PhaseRecord(subject, name, max(previous, default=0.0) if since is None else since, t, "ok")
         self.records.append(record)
         log.info("%s: %s at %.2f s", subject, name, t)
         return record

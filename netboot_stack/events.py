@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Protocol
 
 from lab.errors import PhaseTimeout, ProductFailure
 
+POLL_INTERVAL = 0.2  # seconds between reads of the server's logs by the background poller
 _DHCPACK = re.compile(r"dnsmasq-dhcp\[\d+\]: (?:\d+ )?DHCPACK\((\S+)\) (\S+) (\S+)(?: (\S+))?")
 _TFTP_SENT = re.compile(r"dnsmasq-tftp\[\d+\]: sent (\S+) to (\S+)")
 _TFTP_MISSING = re.compile(r"dnsmasq-tftp\[\d+\]: (?:error \d+ )?file (\S+) not found(?: for (\S+))?")
@@ -116,7 +118,8 @@ class _Tail:
 
 
 class EventLog:
-    """All events so far, read on demand; `wait_for` polls until one matches."""
+    """All events so far, read on demand and by a background poller (so that `seen` is when the server logged
+    an event, within POLL_INTERVAL, even when no wait was running); `wait_for` polls until one matches."""
 
     def __init__(
         self,
@@ -130,14 +133,31 @@ class EventLog:
         self._nodes_by_ip = nodes_by_ip
         self._nodes_by_mac = nodes_by_mac or {}
         self.all: list[Event] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
 
     def poll(self) -> list[Event]:
-        now = time.monotonic()
-        new = [e for e in map(parse_dnsmasq_line, self._dnsmasq.lines()) if e]
-        new += [e for e in map(parse_event_line, self._events.lines()) if e]
-        new = [self._complete(e, now) for e in new]
-        self.all.extend(new)
-        return new
+        with self._lock:
+            now = time.monotonic()
+            new = [e for e in map(parse_dnsmasq_line, self._dnsmasq.lines()) if e]
+            new += [e for e in map(parse_event_line, self._events.lines()) if e]
+            new = [self._complete(e, now) for e in new]
+            self.all.extend(new)
+            return new
+
+    def start_polling(self) -> None:
+        def loop() -> None:
+            while not self._stop.wait(POLL_INTERVAL):
+                self.poll()
+
+        self._poller = threading.Thread(target=loop, name="xenlab-events", daemon=True)
+        self._poller.start()
+
+    def stop_polling(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
 
     def _complete(self, e: Event, now: float) -> Event:
         node = e.node if e.kind != "lease" else self._nodes_by_ip.get(e.client or "", e.node)
@@ -185,6 +205,45 @@ class EventLog:
                     f"phase {phase!r}: no install-server event '{what}' within {timeout:.0f} s; last events:\n{recent}"
                 )
             time.sleep(0.1)
+
+    def wait_for_each(
+        self,
+        nodes: Iterable[str],
+        *,
+        phase: str,
+        timeout: float,
+        kind: str,
+        path: str | Callable[[str], bool] | None = None,
+        watch: Iterable[Watched] = (),
+        arrived: Callable[[Event], None] = lambda e: None,
+    ) -> dict[str, Event]:
+        """Wait until every node has had `kind` (machines working in parallel); `arrived` hears each as it comes.
+
+        An install failure reported by any of them, or a fatal line on a watched console, ends it at once.
+        """
+        waiting = list(nodes)
+        seen: dict[str, Event] = {}
+        deadline = time.monotonic() + timeout
+        watch = list(watch)
+        while waiting:
+            for e in self.select():
+                if e.node in waiting and _matches(e, kind, e.node, path):
+                    waiting.remove(e.node)
+                    seen[e.node] = e
+                    arrived(e)
+                elif e.kind in ("install-failed", "server-error") and e.node in waiting:
+                    raise ProductFailure(f"phase {phase!r}: {e.node} reported: {e.kind} {e.detail}")
+            for w in watch:
+                w.check()
+            if waiting and time.monotonic() > deadline:
+                recent = "\n".join(f"  {e}" for e in self.all[-15:]) or "  (none)"
+                raise PhaseTimeout(
+                    f"phase {phase!r}: no install-server event '{kind}' from {', '.join(waiting)} within "
+                    f"{timeout:.0f} s (arrived: {', '.join(seen) or 'none'}); last events:\n{recent}"
+                )
+            if waiting:
+                time.sleep(0.2)
+        return seen
 
 
 def _matches(e: Event, kind: str | None, node: str | None, path: str | Callable[[str], bool] | None) -> bool:

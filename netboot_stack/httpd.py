@@ -7,6 +7,8 @@ exits if dnsmasq dies, so the container is up exactly when both are.  It serves 
 * `/cgi-bin/aii-installack.cgi`: the install acknowledgement.  The node is the one whose address the request
   comes from; no parameter can name another node.  The node is switched to boot from its disk.
 * `/xenlab/install-failed?reason=…`: an installer reports why it stopped (Anaconda's %onerror role).
+* `/xenlab/booted`: an installed system says it is up (its xenlab-ready unit), again by its address: the
+  witness that a guest, whose console only its Xen host sees, runs what was installed.
 
 Every request, ack and failure is one JSON line in the events file, with the client's address.
 """
@@ -32,6 +34,7 @@ from quattor.aii.nbp import NbpTree, NodeBoot
 ACK_PATH = "/cgi-bin/aii-installack.cgi"
 FAILED_PATH = "/xenlab/install-failed"
 HEALTH_PATH = "/xenlab/health"
+BOOTED_PATH = "/xenlab/booted"
 
 
 class EventWriter:
@@ -88,6 +91,11 @@ class Server:
         self.events.write("install-failed", client=client, node=node["name"] if node else None, reason=reason)
         return 200, "recorded\n"
 
+    def booted(self, client: str) -> tuple[int, str]:
+        node = self.node_for(client)
+        self.events.write("booted", client=client, node=node["name"] if node else None)
+        return 200, "recorded\n"
+
 
 def make_handler(server: Server) -> type[http.server.SimpleHTTPRequestHandler]:
     class Handler(http.server.SimpleHTTPRequestHandler):
@@ -101,6 +109,8 @@ def make_handler(server: Server) -> type[http.server.SimpleHTTPRequestHandler]:
                 self._reply(*server.ack(client))
             elif path == FAILED_PATH:
                 self._reply(*server.failed(client, query))
+            elif path == BOOTED_PATH:
+                self._reply(*server.booted(client))
             elif path == HEALTH_PATH:
                 alive = server.dnsmasq is not None and server.dnsmasq.poll() is None
                 self._reply(200 if alive else 503, "ok\n" if alive else "dnsmasq is not running\n")

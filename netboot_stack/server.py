@@ -166,6 +166,7 @@ class InstallServer:
             hint="runc must run as root; see the container log for what the server said",
         )
         self._wait_ready()
+        self.events.start_polling()
         self.started_at = time.monotonic()
         log.info("install server %s ready in %.2f s", self.container_id, self.started_at - started)
 
@@ -221,6 +222,8 @@ class InstallServer:
         return sum(peak_rss_mib(pid, "VmRSS") for pid in netns.pids(self.config.network.server_netns))
 
     def stop(self) -> None:
+        self.events.stop_polling()
+        self.events.poll()  # the last lines, for whoever reads the log after the lab is down
         root = runc_root()
         if run(["runc", "--root", root, "state", self.container_id], check=False).returncode == 0:
             run(["runc", "--root", root, "kill", self.container_id, "KILL"], check=False)

@@ -17,8 +17,9 @@ from images.recipes import xen_host_disk
 from lab.lab import Lab, LabSpec, NodeSpec
 from lab.paths import REPO
 from lab.vm import DiskConfig
+from scenarios.host_install import XEN_HOST_GROUP
 
-pytestmark = pytest.mark.scenario
+pytestmark = [pytest.mark.scenario, XEN_HOST_GROUP]
 
 PROFILE = REPO / "profiles/profile_cagxen01.json"
 
@@ -40,7 +41,7 @@ def test_xen_and_dom0_boot_from_ncm_grubs_entry(run_dir: Path) -> None:
         lab.wait_console("cagxen01", r"Xen 4\.17 / Debian GNU/Linux", phase="grub", timeout=120)
         lab.wait_console("cagxen01", r"\(XEN\) Xen version 4\.17", phase="xen", timeout=120)
         lab.wait_console("cagxen01", r"Linux version 6\.", phase="dom0-kernel", timeout=180)
-        lab.wait_console("cagxen01", r"XENLAB-DOM0-READY cagxen01", phase="dom0-ready", timeout=400)
+        lab.wait_console("cagxen01", r"XENLAB-READY cagxen01 ", phase="dom0-ready", timeout=400)
         assert vm.console is not None
         vm.console.send_line("")  # the autologin prompt may have come before the ready marker: ask again
         lab.wait_console("cagxen01", r"root@cagxen01:\S*# ", phase="shell", timeout=120)

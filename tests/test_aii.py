@@ -75,7 +75,8 @@ def test_boot_entry_follows_aii_conventions() -> None:
     assert entry.append == (
         "ks=http://gridinstall.xenlab.test/ks/cagnode50.xenlab.test.ks",
         "ksdevice=eth0",
-        "console=ttyS0",
+        "console=hvc0",  # a PV guest's console
+        "net.ifnames=0",
     )
     tree = copy.deepcopy(shipped("cagnode50"))
     tree["system"]["aii"]["nbp"]["options"]["ramdisk"] = True

@@ -54,3 +54,73 @@ def test_grow_takes_the_rest() -> None:
 )
 def test_payload_compression_follows_the_name(url: str, flags: list[str]) -> None:
     assert inst._compression(url) == flags
+
+
+def fake_disks(root, sizes_mib: dict[str, int]):
+    for name, mib in sizes_mib.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "size").write_text(str(mib * 2048))  # 512-byte sectors
+    return root
+
+
+def test_without_a_named_disk_the_largest_is_used(tmp_path, monkeypatch) -> None:
+    # A PV guest of the seed: its file disk `sda` shows as xvde, its swap volume `hda3` as a disk xvda3.
+    monkeypatch.setattr(inst, "SYS_BLOCK", fake_disks(tmp_path, {"xvda3": 6144, "xvde": 10240, "loop0": 99999}))
+    assert inst.find_disk(inst.parse("part / --size=1024\n")) == "xvde"
+
+
+def test_a_named_disk_that_is_missing_is_refused_with_the_disks_there_are(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(inst, "SYS_BLOCK", fake_disks(tmp_path, {"vda": 4096}))
+    with pytest.raises(inst.InstallError, match="names disk xvda, this machine has vda"):
+        inst.find_disk(inst.parse("clearpart --all --drives=xvda\npart / --size=1024\n"))
+
+
+def test_the_grub_entry_boots_the_payloads_kernel_with_the_kickstarts_append(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(inst, "TARGET", tmp_path)
+    (tmp_path / "boot").mkdir()
+    for name in ("vmlinuz-6.1.0-56-amd64", "initrd.img-6.1.0-56-amd64"):
+        (tmp_path / "boot" / name).write_bytes(b"")
+    handler = inst.parse('part / --size=1024 --label=root\nbootloader --location=mbr --append="console=hvc0"\n')
+    (root,) = inst.plan(handler, disk_mib=4096)
+    entry = inst.grub_entry(handler, root, "xvda")
+    assert "\tlinux /boot/vmlinuz-6.1.0-56-amd64 root=LABEL=root ro console=hvc0\n" in entry
+    assert "\tinitrd /boot/initrd.img-6.1.0-56-amd64\n" in entry
+    assert entry.startswith("menuentry 'Debian GNU/Linux, 6.1.0-56-amd64' {") and entry.endswith("}\n")
+
+
+def test_a_payload_without_a_kernel_cannot_get_a_boot_entry(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(inst, "TARGET", tmp_path)
+    (tmp_path / "boot").mkdir()
+    handler = inst.parse("part / --size=1024\n")
+    with pytest.raises(inst.InstallError, match="no kernel in /boot"):
+        inst.grub_entry(handler, inst.plan(handler, disk_mib=4096)[0], "vda")
+
+
+@pytest.mark.integration
+def test_xens_pygrub_reads_the_entry_the_installer_writes(tmp_path, monkeypatch) -> None:
+    """The guest's local boot depends on it: pygrub (from the dom0 image's Xen 4.17) parses the menu."""
+    import subprocess
+    import sys
+
+    from images.recipes import dom0
+
+    pygrub_lib = next((dom0.build() / "rootfs/usr/lib").glob("xen-4.*/lib/python"))
+    monkeypatch.setattr(inst, "TARGET", tmp_path)
+    (tmp_path / "boot").mkdir()
+    for name in ("vmlinuz-6.1.0-56-amd64", "initrd.img-6.1.0-56-amd64"):
+        (tmp_path / "boot" / name).write_bytes(b"")
+    handler = inst.parse('part / --size=1024 --label=root\nbootloader --location=mbr --append="console=hvc0"\n')
+    (root,) = inst.plan(handler, disk_mib=4096)
+    (tmp_path / "grub.cfg").write_text(inst.GRUB_HEADER + inst.grub_entry(handler, root, "xvda"))
+    read = (
+        "import sys; from grub import GrubConf; c = GrubConf.Grub2ConfigFile(); c.parse(open(sys.argv[1]).read()); "
+        "i = c.images[c.default]; print(i.kernel[1], i.initrd[1], i.args, sep='|')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", read, str(tmp_path / "grub.cfg")],
+        env={"PYTHONPATH": str(pygrub_lib)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert out == "/boot/vmlinuz-6.1.0-56-amd64|/boot/initrd.img-6.1.0-56-amd64|root=LABEL=root ro console=hvc0"

@@ -26,14 +26,14 @@ def lab_traces() -> set[str]:
     return set(n for n in netns.list_names() if n.startswith(registry.LAB_PREFIX)) | set(registry._runc_containers())
 
 
-def ack_from(lab: Lab, source: str, query: str = "") -> tuple[int, str]:
-    """Call the install-ack endpoint from `source`, an address the observer takes on the lab bridge."""
+def ack_from(lab: Lab, source: str, query: str = "", path: str = "/cgi-bin/aii-installack.cgi") -> tuple[int, str]:
+    """Call the install-ack endpoint (or `path`) from `source`, an address the observer takes on the lab bridge."""
     if source != str(lab.network.observer_ip):
         netns.ip(lab.network.netns, "addr", "add", f"{source}/32", "dev", "br0")
 
     def call() -> tuple[int, str]:
         conn = http.client.HTTPConnection(str(lab.network.server_ip), 80, timeout=5, source_address=(source, 0))
-        conn.request("GET", f"/cgi-bin/aii-installack.cgi{query}")
+        conn.request("GET", f"{path}{query}")
         resp = conn.getresponse()
         return resp.status, resp.read().decode()
 
@@ -58,6 +58,10 @@ def test_the_ack_identifies_the_node_by_its_address_only(run_dir: Path) -> None:
         assert [e.kind for e in lab.server.events.select(node="cagnode50") if e.kind.startswith("ack")] == []
         refused = lab.server.events.select(kind="ack-refused")
         assert [e.client for e in refused] == [str(lab.network.observer_ip)]
+        # An installed system's "I am up" is attributed the same way, by address.
+        assert ack_from(lab, str(lab.ip("cagnode51")), "?node=cagnode50", path="/xenlab/booted")[0] == 200
+        booted = lab.server.events.wait_for(phase="booted", timeout=5, kind="booted")
+        assert booted.node == "cagnode51"
 
 
 def test_install_failure_reports_reach_the_event_log(run_dir: Path) -> None:

@@ -104,3 +104,22 @@ def test_the_action_must_be_clear(args: list[str], capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit) as exit_:
         ncd.main(args)
     assert exit_.value.code == 2
+
+
+def test_a_failed_command_reports_its_first_error_and_its_last_lines() -> None:
+    import subprocess
+
+    from quattor.ncm.component import failure_detail
+
+    stderr = (
+        "Parsing config from /etc/xen/cagnode50.cfg\n"
+        "libxl: error: libxl_device.c:1111:device_backend_callback: Domain 1:unable to add device with path /x\n"
+        "libxl: error: libxl_create.c:1880:domcreate_attach_devices: Domain 1:unable to add disk devices\n"
+        "libxl: error: libxl_domain.c:1183:libxl__destroy_domid: Domain 1:Non-existant domain\n"
+        "libxl: error: libxl_domain.c:1137:domain_destroy_callback: Domain 1:Unable to destroy guest\n"
+        "libxl: error: libxl_domain.c:1064:domain_destroy_cb: Domain 1:Destruction of domain failed\n"
+    )
+    detail = failure_detail(subprocess.CompletedProcess(["xl"], 3, "", stderr))
+    assert detail.startswith("libxl: error: libxl_device.c:1111:device_backend_callback") and " / … / " in detail
+    assert detail.endswith("Destruction of domain failed")
+    assert failure_detail(subprocess.CompletedProcess(["x"], 1, "only line\n", "")) == "only line"

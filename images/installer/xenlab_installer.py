@@ -44,6 +44,7 @@ SUPPORTED = {
     "shutdown",
 }
 TARGET = Path("/mnt/sysimage")
+SYS_BLOCK = Path("/sys/block")
 GRUB_HEADER = "serial --unit=0 --speed=115200\nterminal_input serial\nterminal_output serial\nset timeout=1\n"
 MiB = 1024 * 1024
 
@@ -174,15 +175,23 @@ def fetch(url: str, what: str) -> bytes:
 
 
 def find_disk(handler) -> str:
+    """The disk the kickstart names, else the largest one (a Xen guest may also see small extra disks, like
+    a swap volume exported as a single partition)."""
     named = handler.clearpart.drives or [p.disk for p in handler.partition.partitions if p.disk]
-    disks = sorted(d.name for d in Path("/sys/block").iterdir() if d.name.startswith(("vd", "xvd", "sd", "hd")))
+    disks = {
+        d.name: int((d / "size").read_text())
+        for d in SYS_BLOCK.iterdir()
+        if d.name.startswith(("vd", "xvd", "sd", "hd"))
+    }
     if named:
         if named[0] not in disks:
-            raise InstallError(f"the kickstart names disk {named[0]}, this machine has {', '.join(disks) or 'none'}")
+            raise InstallError(
+                f"the kickstart names disk {named[0]}, this machine has {', '.join(sorted(disks)) or 'none'}"
+            )
         return named[0]
     if not disks:
         raise InstallError("no disk to install on")
-    return disks[0]
+    return max(sorted(disks), key=lambda name: disks[name])
 
 
 def part_device(disk: str, number: int) -> str:
@@ -190,7 +199,7 @@ def part_device(disk: str, number: int) -> str:
 
 
 def partition(handler, disk: str) -> list[Part]:
-    disk_mib = int(Path(f"/sys/block/{disk}/size").read_text()) * 512 // MiB
+    disk_mib = int((SYS_BLOCK / disk / "size").read_text()) * 512 // MiB
     parts = plan(handler, disk_mib)
     if handler.zerombr.zerombr or handler.clearpart.initAll:
         run(["wipefs", "-a", f"/dev/{disk}"], what="clearing the disk")
@@ -275,6 +284,9 @@ def configure_target(handler, parts: list[Part], disk: str) -> None:
             f"DEVICE={net.device or 'eth0'}\nBOOTPROTO={net.bootProto or 'dhcp'}\nIP={net.ip or ''}\n"
             f"NETMASK={net.netmask or ''}\nNAMESERVER={(net.nameserver or '').split(',')[0]}\n"
         )
+    server = urllib.parse.urlsplit(cmdline_arg("inst.ks", "ks") or "")
+    (TARGET / "etc/xenlab").mkdir(exist_ok=True)
+    (TARGET / "etc/xenlab/install-server.env").write_text(f"INSTALL_SERVER={server.scheme}://{server.netloc}\n")
     if handler.rootpw.password:
         if not handler.rootpw.isCrypted:
             raise InstallError("rootpw must be crypted (--iscrypted): a plain password would be kept in the kickstart")
@@ -292,7 +304,24 @@ def configure_target(handler, parts: list[Part], disk: str) -> None:
     progress("configure", "fstab, hostname, network, root password, ssh keys, time zone")
 
 
-def bootloader(handler, disk: str) -> None:
+def grub_entry(handler, root: Part, disk: str) -> str:
+    """The menu entry for the installed kernel, with the kickstart's --append (Anaconda writes one too).  Its
+    commands are the ones GRUB and Xen's pygrub both read."""
+    kernels = sorted((TARGET / "boot").glob("vmlinuz-*"))
+    if not kernels:
+        raise InstallError("the payload has no kernel in /boot (vmlinuz-*)")
+    release = kernels[-1].name.removeprefix("vmlinuz-")
+    device = f"LABEL={root.label}" if root.label else part_device(disk, root.number)
+    append = handler.bootloader.appendLine or ""
+    initrd = f"\tinitrd /boot/initrd.img-{release}\n" if (TARGET / f"boot/initrd.img-{release}").exists() else ""
+    search = f"\tsearch --no-floppy --label --set=root {root.label}\n" if root.label else ""
+    return (
+        f"menuentry 'Debian GNU/Linux, {release}' {{\n{search}"
+        f"\tlinux /boot/vmlinuz-{release} root={device} ro {append}\n{initrd}}}\n"
+    )
+
+
+def bootloader(handler, disk: str, root: Part) -> None:
     location = handler.bootloader.location or "mbr"
     if location == "none":
         progress("bootloader", "none asked for")
@@ -300,8 +329,8 @@ def bootloader(handler, disk: str) -> None:
     if location != "mbr":
         raise InstallError(f"bootloader --location={location} is not supported (mbr or none)")
     run(["grub-install", "--target=i386-pc", f"/dev/{disk}"], what="grub-install", chroot=True, timeout=900)
-    grub = TARGET / "boot/grub/grub.cfg"
-    grub.write_text(GRUB_HEADER)  # the menu entries come from ncm-grub, run by %post from the profile
+    # A Xen host's entries come from ncm-grub, run by %post from the profile; its default wins.
+    (TARGET / "boot/grub/grub.cfg").write_text(GRUB_HEADER + grub_entry(handler, root, disk))
     progress("bootloader", f"GRUB in the MBR of /dev/{disk}")
 
 
@@ -361,7 +390,7 @@ def install() -> str:
     Path(TARGET / "etc/resolv.conf").write_text(Path("/etc/resolv.conf").read_text())
     bind_mounts(True)
     try:
-        bootloader(handler, disk)
+        bootloader(handler, disk, root)
         scripts(handler, "post")
     finally:
         bind_mounts(False)

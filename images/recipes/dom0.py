@@ -13,11 +13,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from images import debs, mmdebstrap, store
+from images import debian_tree, debs, mmdebstrap, store
 from lab.paths import REPO
 from lab.process import run
 
-FILES = Path(__file__).resolve().parent.parent / "files"
 PACKAGES = (
     "xen-system-amd64",
     "xen-utils-4.17",
@@ -45,6 +44,10 @@ COMMANDS = {
 }
 
 
+MODULES = ("virtio_pci", "virtio_blk", "ext4", "xen-blkfront")
+UNITS = ("xenlab-ready.service", "xenlab-firstboot.service")
+
+
 def build() -> Path:
     resolved = [debs.resolve(p) for p in PACKAGES]
 
@@ -52,15 +55,14 @@ def build() -> Path:
         rootfs = out / "rootfs"
         mmdebstrap.bootstrap(rootfs, PACKAGES, timeout=3600)
         configure(rootfs)
-        small_initrd(rootfs)
+        debian_tree.small_initrd(rootfs, MODULES)
         shutil.rmtree(rootfs / "var/cache/apt", ignore_errors=True)
         shutil.rmtree(rootfs / "var/lib/apt/lists", ignore_errors=True)
 
     inputs = {
         "packages": [d.as_input() for d in resolved],
-        "recipe": store.source_digest(
-            Path(__file__), Path(mmdebstrap.__file__), FILES / "dom0-ready.service", FILES / "xenlab-firstboot.service"
-        ),
+        "modules": list(MODULES),
+        "recipe": store.source_digest(Path(__file__), Path(mmdebstrap.__file__), *debian_tree.sources(*UNITS)),
     }
     return store.build_or_reuse("dom0", inputs, make)
 
@@ -75,28 +77,8 @@ def configure(rootfs: Path) -> None:
         "[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin root "
         "--noclear --keep-baud 115200,38400,9600 %I xterm\n"
     )
-    for unit in ("dom0-ready.service", "xenlab-firstboot.service"):
-        shutil.copy2(FILES / unit, rootfs / "etc/systemd/system" / unit)
-        wants = rootfs / "etc/systemd/system/multi-user.target.wants"
-        wants.mkdir(parents=True, exist_ok=True)
-        (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
-    for timer in (rootfs / "etc/systemd/system/timers.target.wants").glob("*"):
-        timer.unlink()  # apt and man-db timers only cost time under emulation
-
-
-def small_initrd(rootfs: Path) -> None:
-    conf = rootfs / "etc/initramfs-tools"
-    text = (conf / "initramfs.conf").read_text().replace("MODULES=most", "MODULES=list")
-    (conf / "initramfs.conf").write_text(text)
-    (conf / "modules").write_text("virtio_pci\nvirtio_blk\next4\nxen-blkfront\n")
-    release = next((rootfs / "lib/modules").iterdir()).name
-    for fs, target in (("proc", "proc"), ("sysfs", "sys")):
-        run(["mount", "-t", fs, fs, rootfs / target])
-    try:
-        run(["chroot", rootfs, "update-initramfs", "-u", "-k", release], timeout=600)
-    finally:
-        for target in ("sys", "proc"):
-            run(["umount", rootfs / target], check=False)
+    debian_tree.install_units(rootfs, UNITS)
+    debian_tree.drop_timers(rootfs)
 
 
 def sut_digest() -> str:
@@ -116,4 +98,4 @@ def install_sut(rootfs: Path) -> None:
 
 
 def release(image: Path) -> str:
-    return next((image / "rootfs/lib/modules").iterdir()).name
+    return debian_tree.kernel_release(image / "rootfs")

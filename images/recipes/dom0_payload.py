@@ -1,17 +1,16 @@
 """The dom0 payload as the host installer's `liveimg`: a zstd tarball of the dom0 tree with the system under
-test installed and the lab's dom0 network service, less the kernel modules a VM never loads."""
+test installed, the lab's network service (the address on xenbr0), guest console logging, fresh SSH host
+keys per host, and without the kernel modules a VM never loads."""
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
-from images import store
+from images import debian_tree, store
 from images.recipes import dom0
 from lab.process import run
 
-FILES = Path(__file__).resolve().parent.parent / "files"
 # Kernel module trees no lab machine needs: a third of the payload's size.
 UNNEEDED_MODULES = (
     "sound",
@@ -32,30 +31,31 @@ UNNEEDED_MODULES = (
     "drivers/scsi/qla2xxx",
     "drivers/isdn",
 )
+# xenconsoled keeps every guest's console in /var/log/xen/console/guest-<name>.log: the guests' consoles
+# for the run's artifacts (and for a person with `xl console` closed).
+XENCONSOLED_ARGS = 'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen/console --timestamp=guest"\n'
 
 
 def build() -> Path:
     tree = dom0.build()
-    sources = [Path(__file__), FILES / "xenlab-network", FILES / "xenlab-network.service", FILES / "udhcpc.script"]
 
     def make(out: Path) -> None:
         with tempfile.TemporaryDirectory(dir=out) as tmp:
             root = Path(tmp) / "root"
             run(["cp", "-a", tree / "rootfs", root], timeout=600)
             dom0.install_sut(root)
-            shutil.copy2(FILES / "xenlab-network", root / "usr/local/sbin/xenlab-network")
-            (root / "usr/local/sbin/xenlab-network").chmod(0o755)
-            (root / "etc/xenlab").mkdir(exist_ok=True)
-            shutil.copy2(FILES / "udhcpc.script", root / "etc/xenlab/udhcpc.script")
-            shutil.copy2(FILES / "xenlab-network.service", root / "etc/systemd/system/xenlab-network.service")
-            (root / "etc/systemd/system/multi-user.target.wants/xenlab-network.service").symlink_to(
-                "/etc/systemd/system/xenlab-network.service"
-            )
-            modules = root / "lib/modules" / dom0.release(tree) / "kernel"
-            for sub in UNNEEDED_MODULES:
-                shutil.rmtree(modules / sub, ignore_errors=True)
-            run(["chroot", root, "depmod", dom0.release(tree)])
-            run(["tar", "--zstd", "--numeric-owner", "-C", root, "-cf", out / "dom0.tar.zst", "."], timeout=1800)
+            debian_tree.install_network(root, bridge="xenbr0")
+            debian_tree.fresh_ssh_host_keys(root)
+            with (root / "etc/default/xen").open("a") as defaults:
+                defaults.write(XENCONSOLED_ARGS)
+            debian_tree.prune_modules(root, UNNEEDED_MODULES)
+            debian_tree.pack(root, out / "dom0.tar.zst")
 
-    inputs = {"tree": tree.name, "sut": dom0.sut_digest(), "recipe": store.source_digest(*sources)}
+    inputs = {
+        "tree": tree.name,
+        "sut": dom0.sut_digest(),
+        "recipe": store.source_digest(
+            Path(__file__), *debian_tree.sources("xenlab-network", "xenlab-network.service", "udhcpc.script")
+        ),
+    }
     return store.build_or_reuse("dom0-payload", inputs, make)

@@ -19,7 +19,7 @@ from images.recipes import kernel
 FILES = Path(__file__).resolve().parent.parent / "files"
 PACKAGES = (
     "python3",
-    "python3-requests",
+    "python3-requests",  # pykickstart imports it (its load module), even when given the kickstart's text
     "lvm2",
     "e2fsprogs",
     "fdisk",
@@ -58,6 +58,23 @@ PRUNE = (
     "var/lib/apt/lists",
     "var/log",
     "usr/share/i18n",
+    # Perl, apt and dpkg's records serve package maintenance, never an install: a quarter of the RAM disk.
+    "usr/share/perl",
+    "usr/lib/x86_64-linux-gnu/perl",
+    "usr/lib/x86_64-linux-gnu/perl-base",
+    "usr/share/perl5",
+    "usr/lib/x86_64-linux-gnu/gconv",
+    "usr/lib/apt",
+    "var/lib/dpkg",
+    "var/cache/debconf",
+    "usr/lib/python3.11/ensurepip",
+    "usr/lib/python3.11/distutils",
+)
+PRUNE_FILES = (
+    "usr/bin/perl",
+    "usr/bin/perl5.36.0",
+    "usr/lib/x86_64-linux-gnu/libperl.so.5.36",
+    "usr/lib/x86_64-linux-gnu/libperl.so.5.36.0",
 )
 
 
@@ -78,6 +95,8 @@ def build() -> Path:
         mmdebstrap.bootstrap(rootfs, PACKAGES, timeout=1800)
         for junk in PRUNE:
             shutil.rmtree(rootfs / junk, ignore_errors=True)
+        for junk in PRUNE_FILES:
+            (rootfs / junk).unlink(missing_ok=True)
         site = rootfs / "usr/lib/python3/dist-packages"
         for name in PYTHON_FROM_VENV:
             shutil.copytree(_venv_package(name), site / name, ignore=shutil.ignore_patterns("__pycache__"))

@@ -21,6 +21,17 @@ class ComponentError(Exception):
     """The component could not do its job; the message says what to fix."""
 
 
+def failure_detail(proc: subprocess.CompletedProcess[str], tail: int = 3) -> str:
+    """What a failed command said: its first error line (the cause, where tools like xl print a cascade of
+    follow-on errors after it) and its last lines."""
+    lines = [line.strip() for line in (proc.stderr or proc.stdout).strip().splitlines() if line.strip()]
+    first_error = next((line for line in lines if "error" in line.lower()), None)
+    last = lines[-tail:]
+    if first_error is not None and first_error not in last:
+        return " / ".join([first_error, "…", *last])
+    return " / ".join(last)
+
+
 @dataclass
 class Context:
     root: Path = Path("/")
@@ -62,8 +73,7 @@ class Context:
         except FileNotFoundError:
             return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: command not found")
         if check and proc.returncode != 0:
-            detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise ComponentError(f"{shlex.join(argv)} failed with status {proc.returncode}: {' / '.join(detail)}")
+            raise ComponentError(f"{shlex.join(argv)} failed with status {proc.returncode}: {failure_detail(proc)}")
         return proc
 
     def write_file(self, absolute: str, content: str, *, mode: int = 0o644) -> bool:

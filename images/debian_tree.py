@@ -1,0 +1,109 @@
+"""Shaping a Debian root filesystem tree into a payload a kickstart installs: small initrd, the lab's own
+units, fresh SSH host keys per machine, fewer kernel modules, and the zstd tarball the installer unpacks.
+
+Shared by the dom0 and the guest payloads, so both are made the same way.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from lab.process import run
+
+FILES = Path(__file__).resolve().parent / "files"
+
+
+def kernel_release(rootfs: Path) -> str:
+    return next((rootfs / "lib/modules").iterdir()).name
+
+
+def small_initrd(rootfs: Path, modules: Iterable[str]) -> None:
+    """Rebuild the tree's initrd with only `modules` (on the build machine: inside an emulated machine it took
+    minutes)."""
+    conf = rootfs / "etc/initramfs-tools"
+    text = (conf / "initramfs.conf").read_text().replace("MODULES=most", "MODULES=list")
+    (conf / "initramfs.conf").write_text(text)
+    (conf / "modules").write_text("".join(m + "\n" for m in modules))
+    for fs, target in (("proc", "proc"), ("sysfs", "sys")):
+        run(["mount", "-t", fs, fs, rootfs / target])
+    try:
+        run(["chroot", rootfs, "update-initramfs", "-u", "-k", kernel_release(rootfs)], timeout=600)
+    finally:
+        for target in ("sys", "proc"):
+            run(["umount", rootfs / target], check=False)
+
+
+def drop_timers(rootfs: Path) -> None:
+    """apt and man-db timers only cost time under emulation."""
+    for timer in (rootfs / "etc/systemd/system/timers.target.wants").glob("*"):
+        timer.unlink()
+
+
+def install_units(rootfs: Path, units: Iterable[str]) -> None:
+    """Copy the lab's systemd units from images/files and enable them for multi-user.target."""
+    wants = rootfs / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    for unit in units:
+        shutil.copy2(FILES / unit, rootfs / "etc/systemd/system" / unit)
+        (wants / unit).unlink(missing_ok=True)
+        (wants / unit).symlink_to(f"/etc/systemd/system/{unit}")
+
+
+def install_network(rootfs: Path, *, bridge: str | None = None) -> None:
+    """The lab's network service: the address the kickstart gave (/etc/xenlab/network.env, written by the
+    installer), on the NIC itself or on a bridge carrying it (dom0's xenbr0)."""
+    shutil.copy2(FILES / "xenlab-network", rootfs / "usr/local/sbin/xenlab-network")
+    (rootfs / "usr/local/sbin/xenlab-network").chmod(0o755)
+    (rootfs / "etc/xenlab").mkdir(exist_ok=True)
+    shutil.copy2(FILES / "udhcpc.script", rootfs / "etc/xenlab/udhcpc.script")
+    (rootfs / "etc/xenlab/network.conf").write_text(f"BRIDGE={bridge or ''}\n")
+    install_units(rootfs, ("xenlab-network.service",))
+
+
+def fresh_ssh_host_keys(rootfs: Path) -> None:
+    """Every installed machine makes its own SSH host keys at first boot, never the image's shared ones."""
+    for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    dropin = rootfs / "etc/systemd/system/ssh.service.d"
+    dropin.mkdir(parents=True, exist_ok=True)
+    # Before Debian's own `sshd -t`, which fails without keys; ed25519 only: RSA keygen costs seconds under TCG.
+    (dropin / "xenlab-host-keys.conf").write_text(
+        "[Service]\nExecStartPre=\n"
+        "ExecStartPre=/bin/sh -c 'test -e /etc/ssh/ssh_host_ed25519_key || "
+        "ssh-keygen -q -t ed25519 -N \"\" -f /etc/ssh/ssh_host_ed25519_key'\n"
+        "ExecStartPre=/usr/sbin/sshd -t\n"
+    )
+
+
+def prune_modules(rootfs: Path, unneeded: Iterable[str]) -> None:
+    """Remove kernel module subtrees no lab machine loads, and refresh modules.dep."""
+    release = kernel_release(rootfs)
+    modules = rootfs / "lib/modules" / release / "kernel"
+    for sub in unneeded:
+        shutil.rmtree(modules / sub, ignore_errors=True)
+    run(["chroot", rootfs, "depmod", release])
+
+
+def keep_only_modules(rootfs: Path, keep: Iterable[str]) -> None:
+    """Remove every kernel module but those under the `keep` paths (relative to the kernel's module tree:
+    `fs/ext4`, `drivers/block`, or one file like `drivers/net/xen-netfront.ko`), and refresh modules.dep."""
+    release = kernel_release(rootfs)
+    modules = rootfs / "lib/modules" / release / "kernel"
+    kept = tuple(keep)
+    for module in sorted(modules.rglob("*.ko*")):
+        rel = module.relative_to(modules).as_posix()
+        if not any(rel == k or rel.startswith(k.rstrip("/") + "/") for k in kept):
+            module.unlink()
+    run(["chroot", rootfs, "depmod", release])
+
+
+def pack(rootfs: Path, tarball: Path) -> None:
+    """The tree as the zstd tarball `liveimg --url` points at."""
+    run(["tar", "--zstd", "--numeric-owner", "-C", rootfs, "-cf", tarball, "."], timeout=1800)
+
+
+def sources(*names: str) -> list[Path]:
+    """The files of images/files a recipe uses, for its cache key."""
+    return [Path(__file__), *(FILES / n for n in names)]

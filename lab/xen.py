@@ -1,0 +1,41 @@
+"""A Xen host's state, saved into a run's artifacts: what a person reads when a guest did not come up.
+
+`xl info`, `xl list`, `xl dmesg` and all of `/var/log/xen` (each guest's console as xenconsoled logged it,
+libxl's per-domain logs, the bootloader's logs), taken over SSH from dom0.  Saving never raises: it runs on
+failure paths, where the host may be the thing that broke.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+from lab.ssh import SshAccess
+
+log = logging.getLogger("xenlab.xen")
+
+COMMANDS = {"xl-info.txt": "xl info", "xl-list.txt": "xl list", "xl-dmesg.txt": "xl dmesg"}
+
+
+def save_state(ssh: SshAccess, address: str, dest: Path) -> bool:
+    """Save the host's Xen state into `dest`; False (and a warning) when the host could not be read."""
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        probe = subprocess.run([*ssh.argv(address), "true"], capture_output=True, timeout=30, check=False)
+        if probe.returncode != 0:
+            raise OSError(f"no SSH to dom0: {probe.stderr.decode(errors='replace').strip()}")
+        for name, command in COMMANDS.items():
+            proc = subprocess.run([*ssh.argv(address), command], capture_output=True, timeout=60, check=False)
+            (dest / name).write_bytes(proc.stdout + proc.stderr)
+        tar = subprocess.run(
+            [*ssh.argv(address), "tar -C /var/log -cf - xen"], capture_output=True, timeout=120, check=False
+        )
+        if tar.returncode != 0:
+            raise OSError(tar.stderr.decode(errors="replace").strip() or f"tar exited {tar.returncode}")
+        subprocess.run(["tar", "-C", dest, "-xf", "-"], input=tar.stdout, check=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("could not save the Xen state of %s into %s: %s", address, dest, exc)
+        return False
+    log.info("Xen state of %s saved in %s (guest consoles in xen/console/)", address, dest)
+    return True

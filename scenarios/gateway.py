@@ -1,0 +1,185 @@
+"""The gateway reinstall, step by step: shared by its scenario, its benchmark and `./xenlab gateway`.
+
+The seed's cycle: AII configures the install server from the gateway's profiles; the Xen host installs
+itself from its kickstart and reboots into Xen; its first `ncm-ncd --configure --all` makes the guests'
+disks and configs and starts them; each PV guest is booted by pypxeboot, installs itself from its own
+kickstart (the same installer, on its Xen disk), acks, reboots, is handed to pygrub by pypxeboot (LOCALBOOT)
+and boots what it installed, which tells the install server it is up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from images.recipes import dom0_payload, guest_payload
+from lab import xen
+from lab.lab import Lab, LabSpec, spec_from_profiles
+from lab.vm import DiskConfig
+from netboot_stack.events import Event
+from scenarios.host_install import install_host
+
+log = logging.getLogger("xenlab.gateway")
+
+HOST_PAYLOAD = "dom0.tar.zst"
+GUEST_PAYLOAD = "guest.tar.zst"
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """A Xen host and the guests it runs, by profile name, from a directory of compiled profiles."""
+
+    profiles: Path
+    host: str = "cagxen01"
+    guests: tuple[str, ...] = ("cagnode50", "cagnode51")
+    host_memory_mb: int = 2560  # dom0's 512 MiB, each guest's 512, Xen's own
+
+    def spec(self, label: str) -> LabSpec:
+        return spec_from_profiles(
+            label,
+            self.profiles,
+            (self.host, *self.guests),
+            memory_mb=self.host_memory_mb,
+            cpus=2,
+            installer="installer",
+            disks=(DiskConfig("disk", size="24G"),),
+        )
+
+
+def lab_profiles(gateway: Gateway, dest: Path, ssh_public_key: str) -> Gateway:
+    """The gateway's profiles as the lab serves them: the lab's SSH key in every kickstart, and the host
+    running only the chosen guests."""
+    shutil.copytree(gateway.profiles, dest)
+    for name in (gateway.host, *gateway.guests):
+        path = dest / f"profile_{name}.json"
+        tree = json.loads(path.read_text())
+        tree["system"]["aii"]["osinstall"]["options"]["sshkey"] = ssh_public_key
+        if name == gateway.host:
+            xen_config = tree["software"]["components"]["xen"]
+            xen_config["domains"] = [d for d in xen_config["domains"] if d["name"] in gateway.guests]
+        path.write_text(json.dumps(tree, indent=1))
+    return Gateway(dest, gateway.host, gateway.guests, gateway.host_memory_mb)
+
+
+def prepare(lab: Lab, gateway: Gateway) -> None:
+    """Publish the payloads and profiles, let AII configure every node, and set them all to install."""
+    lab.server.publish(dom0_payload.build() / HOST_PAYLOAD, f"payload/{HOST_PAYLOAD}")
+    lab.server.publish(guest_payload.build() / GUEST_PAYLOAD, f"payload/{GUEST_PAYLOAD}")
+    nodes = (gateway.host, *gateway.guests)
+    for node in nodes:
+        name = f"profile_{node}.json"
+        lab.server.write(f"profiles/{name}", (gateway.profiles / name).read_text())
+    lab.aii("configure", gateway.host, profiles=gateway.profiles, image="installer", payload=HOST_PAYLOAD)
+    lab.aii("configure", *gateway.guests, profiles=gateway.profiles, payload=GUEST_PAYLOAD)
+    lab.aii("install", *nodes, profiles=gateway.profiles)
+
+
+@contextmanager
+def xen_state_saved(lab: Lab, host: str) -> Iterator[None]:
+    """On the way out, success or failure, save the host's Xen state and guest consoles into the artifacts."""
+    try:
+        yield
+    finally:
+        assert lab.run_dir is not None
+        xen.save_state(lab.ssh, str(lab.ip(host)), lab.run_dir / host / "xen")
+
+
+def install_guests(lab: Lab, gateway: Gateway, *, timeout: float = 1500) -> dict[str, Event]:
+    """Wait until every guest has installed and booted its installed system (in parallel; each arrival is
+    logged), then record each guest's phases from the install server's log."""
+    host_console = lab.vms[gateway.host].console
+    assert host_console is not None
+
+    def arrived(e: Event) -> None:
+        log.info("%s: installed system is up (%.0f s into the run)", e.node, e.seen - lab.timeline.t0)
+
+    booted = lab.server.events.wait_for_each(
+        gateway.guests,
+        phase="guests-installed-and-up",
+        timeout=timeout,
+        kind="booted",
+        watch=[host_console],
+        arrived=arrived,
+    )
+    for guest in gateway.guests:
+        record_guest_phases(lab, gateway, guest)
+    return booted
+
+
+@dataclass(frozen=True)
+class GuestJourney:
+    """A guest's milestones in the install server's log, in order."""
+
+    pypxeboot_lease: Event  # pypxeboot in dom0, for the guest's MAC
+    config_read: Event  # AII's pxelinux entry, read by dom0 (pypxeboot) over TFTP
+    installer_lease: Event  # the installer, inside the guest
+    kickstart: Event
+    payload: Event
+    ack: Event
+    localboot_lease: Event  # pypxeboot again, after the reboot: the entry now says LOCALBOOT
+    booted: Event  # the installed system
+
+    def phases(self) -> list[tuple[str, Event]]:
+        return [
+            ("pypxeboot-dhcp", self.pypxeboot_lease),
+            ("pypxeboot-config", self.config_read),
+            ("installer-dhcp", self.installer_lease),
+            ("kickstart", self.kickstart),
+            ("payload-start", self.payload),
+            ("install-and-ack", self.ack),
+            ("reboot-pypxeboot", self.localboot_lease),
+            ("pygrub-and-boot", self.booted),
+        ]
+
+
+def journey(lab: Lab, gateway: Gateway, guest: str) -> GuestJourney:
+    """Read the guest's milestones from the install server's log; an AssertionError names what is missing."""
+    events = lab.server.events
+    fqdn = lab.fqdn(guest)
+
+    def one(what: str, found: list[Event]) -> Event:
+        assert found, f"{guest}: the install server's log has no {what}"
+        return found[0]
+
+    ack = one("install ack", events.select(kind="ack", node=guest))
+    kickstart = one("kickstart fetch", events.select(kind="http", node=guest, path=f"ks/{fqdn}.ks"))
+    leases = events.select(kind="lease", node=guest)
+    before = [e for e in leases if e.seen <= kickstart.seen]
+    after = [e for e in leases if e.seen >= ack.seen]
+    assert len(before) >= 2, f"{guest}: expected pypxeboot's lease, then the installer's, before the kickstart"
+    cfg = f"pxelinux.cfg/{lab.node_boot(guest).mac_name}"
+    return GuestJourney(
+        pypxeboot_lease=before[0],
+        config_read=one(
+            f"TFTP read of {cfg} by {gateway.host}", events.select(kind="tftp", node=gateway.host, path=cfg)
+        ),
+        installer_lease=before[-1],
+        kickstart=kickstart,
+        payload=one("payload fetch", events.select(kind="http", node=guest, path=f"payload/{GUEST_PAYLOAD}")),
+        ack=ack,
+        localboot_lease=one("lease after the ack (pypxeboot at the reboot)", after),
+        booted=one("booted call from the installed system", events.select(kind="booted", node=guest)),
+    )
+
+
+def record_guest_phases(lab: Lab, gateway: Gateway, guest: str) -> None:
+    """The guest's phases in the run's timing table: each one ends at its milestone; the first one starts
+    when the host's first-boot configuration (which starts the guests) began."""
+    first_boot = [r for r in lab.timeline.records if r.subject == gateway.host and r.phase == "first-boot-ncm-ncd"]
+    start = first_boot[0].start if first_boot else None
+    for name, event in journey(lab, gateway, guest).phases():
+        lab.timeline.mark(guest, name, at=event.seen, since=start)
+        start = None
+
+
+def reinstall(lab: Lab, gateway: Gateway) -> None:
+    """The whole journey, from empty disks to every guest running its installed system."""
+    prepare(lab, gateway)
+    with xen_state_saved(lab, gateway.host):
+        install_host(lab, gateway.host, first_boot_timeout=900)
+        install_guests(lab, gateway)

@@ -1,0 +1,52 @@
+"""A replica of a gateway, the seed's "creation of replicas in testbeds": the same compiled profiles with
+other names, MACs and addresses, so that a second gateway can be built beside the first.
+
+Every node name becomes `<name><suffix>` wherever it appears (host names, kickstart and profile URLs, guest
+disk paths and volume names, xl domain names), every address of the old /24 moves to the new one, and
+every MAC gets its third byte changed.  The result is written as new profiles; the source is untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from scenarios.gateway import Gateway
+
+MAC = re.compile(r"\b([0-9A-Fa-f]{2}):([0-9A-Fa-f]{2}):([0-9A-Fa-f]{2})((?::[0-9A-Fa-f]{2}){3})\b")
+
+
+@dataclass(frozen=True)
+class ReplicaRule:
+    suffix: str = "r"
+    old_prefix: str = "10.77.0."  # the source gateway's /24
+    new_prefix: str = "10.77.1."
+
+    def name(self, original: str) -> str:
+        return original + self.suffix
+
+    def mac(self, match: re.Match[str]) -> str:
+        third = f"{int(match.group(3), 16) ^ 0x01:02x}"
+        third = third.upper() if match.group(3).isupper() else third
+        return f"{match.group(1)}:{match.group(2)}:{third}{match.group(4)}"
+
+
+def rewrite(text: str, names: list[str], rule: ReplicaRule) -> str:
+    for original in sorted(names, key=len, reverse=True):
+        text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(original)}(?![A-Za-z0-9])", rule.name(original), text)
+    text = re.sub(rf"(?<![0-9.]){re.escape(rule.old_prefix)}(?=[0-9])", rule.new_prefix, text)
+    return MAC.sub(rule.mac, text)
+
+
+def replicate(gateway: Gateway, dest: Path, rule: ReplicaRule = ReplicaRule()) -> Gateway:
+    """Write the replica's profiles (of every profile in the gateway's directory) into `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    sources = sorted(gateway.profiles.glob("profile_*.json"))
+    names = [p.stem.removeprefix("profile_") for p in sources]
+    for path in sources:
+        name = path.stem.removeprefix("profile_")
+        (dest / f"profile_{rule.name(name)}.json").write_text(rewrite(path.read_text(), names, rule))
+    return Gateway(
+        dest, rule.name(gateway.host), tuple(rule.name(g) for g in gateway.guests), gateway.host_memory_mb
+    )
