@@ -72,7 +72,7 @@ def fresh_ssh_host_keys(rootfs: Path) -> None:
     (dropin / "xenlab-host-keys.conf").write_text(
         "[Service]\nExecStartPre=\n"
         "ExecStartPre=/bin/sh -c 'test -e /etc/ssh/ssh_host_ed25519_key || "
-        "ssh-keygen -q -t ed25519 -N \"\" -f /etc/ssh/ssh_host_ed25519_key'\n"
+        'ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key\'\n'
         "ExecStartPre=/usr/sbin/sshd -t\n"
     )
 

@@ -47,6 +47,4 @@ def replicate(gateway: Gateway, dest: Path, rule: ReplicaRule = ReplicaRule()) -
     for path in sources:
         name = path.stem.removeprefix("profile_")
         (dest / f"profile_{rule.name(name)}.json").write_text(rewrite(path.read_text(), names, rule))
-    return Gateway(
-        dest, rule.name(gateway.host), tuple(rule.name(g) for g in gateway.guests), gateway.host_memory_mb
-    )
+    return Gateway(dest, rule.name(gateway.host), tuple(rule.name(g) for g in gateway.guests), gateway.host_memory_mb)
