@@ -89,6 +89,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    print_phase_tables(terminalreporter)
     kinds: dict[str, int] = {}
     for report in terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", []):
         for key, value in getattr(report, "user_properties", []):
@@ -96,3 +97,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                 kinds[value] = kinds.get(value, 0) + 1
     if kinds:
         terminalreporter.write_line("failures by kind: " + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())))
+
+
+def print_phase_tables(terminalreporter: pytest.TerminalReporter) -> None:
+    """Each scenario's per-phase table (host and each guest), at the end of the run, passed or failed."""
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", None) != "call":
+                continue
+            artifacts = dict(getattr(report, "user_properties", [])).get("artifacts")
+            table = Path(artifacts) / "phases.txt" if artifacts else None
+            if table is not None and table.exists():
+                terminalreporter.write_sep("-", f"phases of {report.nodeid} ({outcome}; seconds)")
+                terminalreporter.write_line(table.read_text().rstrip())

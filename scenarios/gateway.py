@@ -115,25 +115,27 @@ def install_guests(lab: Lab, gateway: Gateway, *, timeout: float = 1500) -> dict
 class GuestJourney:
     """A guest's milestones in the install server's log, in order."""
 
-    pypxeboot_lease: Event  # pypxeboot in dom0, for the guest's MAC
-    config_read: Event  # AII's pxelinux entry, read by dom0 (pypxeboot) over TFTP
+    pypxeboot_lease: Event  # pypxeboot in dom0 for the guest's MAC (an HVM guest: its own PXE firmware)
+    config_read: Event  # AII's pxelinux entry over TFTP, read by dom0 (pypxeboot) or an HVM guest's pxelinux
     installer_lease: Event  # the installer, inside the guest
     kickstart: Event
     payload: Event
     ack: Event
     localboot_lease: Event  # pypxeboot again, after the reboot: the entry now says LOCALBOOT
     booted: Event  # the installed system
+    hvm: bool  # booted by its own PXE firmware and, installed, by GRUB in its MBR
 
     def phases(self) -> list[tuple[str, Event]]:
+        netboot, localboot = ("pxe", "grub") if self.hvm else ("pypxeboot", "pygrub")
         return [
-            ("pypxeboot-dhcp", self.pypxeboot_lease),
-            ("pypxeboot-config", self.config_read),
+            (f"{netboot}-dhcp", self.pypxeboot_lease),
+            (f"{netboot}-config", self.config_read),
             ("installer-dhcp", self.installer_lease),
             ("kickstart", self.kickstart),
             ("payload-start", self.payload),
             ("install-and-ack", self.ack),
-            ("reboot-pypxeboot", self.localboot_lease),
-            ("pygrub-and-boot", self.booted),
+            (f"reboot-{netboot}", self.localboot_lease),
+            (f"{localboot}-and-boot", self.booted),
         ]
 
 
@@ -153,17 +155,19 @@ def journey(lab: Lab, gateway: Gateway, guest: str) -> GuestJourney:
     after = [e for e in leases if e.seen >= ack.seen]
     assert len(before) >= 2, f"{guest}: expected pypxeboot's lease, then the installer's, before the kickstart"
     cfg = f"pxelinux.cfg/{lab.node_boot(guest).mac_name}"
+    readers = (str(lab.ip(gateway.host)), str(lab.ip(guest)))
+    config_read = one(f"TFTP read of {cfg}", [e for e in events.select(kind="tftp", path=cfg) if e.client in readers])
+    config_read_by_guest = config_read.client == str(lab.ip(guest))
     return GuestJourney(
         pypxeboot_lease=before[0],
-        config_read=one(
-            f"TFTP read of {cfg} by {gateway.host}", events.select(kind="tftp", node=gateway.host, path=cfg)
-        ),
+        config_read=config_read,
         installer_lease=before[-1],
         kickstart=kickstart,
         payload=one("payload fetch", events.select(kind="http", node=guest, path=f"payload/{GUEST_PAYLOAD}")),
         ack=ack,
         localboot_lease=one("lease after the ack (pypxeboot at the reboot)", after),
         booted=one("booted call from the installed system", events.select(kind="booted", node=guest)),
+        hvm=config_read_by_guest,
     )
 
 

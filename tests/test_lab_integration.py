@@ -29,7 +29,7 @@ def lab_traces() -> set[str]:
 def ack_from(lab: Lab, source: str, query: str = "", path: str = "/cgi-bin/aii-installack.cgi") -> tuple[int, str]:
     """Call the install-ack endpoint (or `path`) from `source`, an address the observer takes on the lab bridge."""
     if source != str(lab.network.observer_ip):
-        netns.ip(lab.network.netns, "addr", "add", f"{source}/32", "dev", "br0")
+        netns.ip(lab.network.netns, "addr", "replace", f"{source}/32", "dev", "br0")
 
     def call() -> tuple[int, str]:
         conn = http.client.HTTPConnection(str(lab.network.server_ip), 80, timeout=5, source_address=(source, 0))

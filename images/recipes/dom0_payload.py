@@ -48,6 +48,7 @@ def build() -> Path:
             debian_tree.fresh_ssh_host_keys(root)
             with (root / "etc/default/xen").open("a") as defaults:
                 defaults.write(XENCONSOLED_ARGS)
+            (root / "var/log/xen/console").mkdir(parents=True, exist_ok=True)  # xenconsoled does not make it
             debian_tree.prune_modules(root, UNNEEDED_MODULES)
             debian_tree.pack(root, out / "dom0.tar.zst")
 
