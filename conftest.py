@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from lab import capacity
 from lab.errors import LabError, ProductFailure
 from lab.lab import KEEP_ENV
 from lab.paths import REPO, new_run_dir
@@ -40,6 +41,13 @@ def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger("xenlab").setLevel(logging.INFO)
     if config.getoption("keep"):
         os.environ[KEEP_ENV] = "1"  # xdist workers inherit it
+
+
+@pytest.fixture
+def xen_host_slot() -> Generator[int, None, None]:
+    """One of the machine's Xen-host slots (lab.capacity), held while a scenario boots a nested Xen host."""
+    with capacity.xen_host_slot() as slot:
+        yield slot
 
 
 @pytest.fixture

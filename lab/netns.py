@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TypeVar
 from lab.errors import LabError
 from lab.process import run
 
+ETC_NETNS = Path("/etc/netns")  # per-namespace files `ip netns exec` mounts over /etc
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 T = TypeVar("T")
@@ -37,6 +39,14 @@ def add(name: str) -> None:
 def delete(name: str) -> None:
     if exists(name):
         run(["ip", "netns", "del", name], check=False)
+    shutil.rmtree(ETC_NETNS / name, ignore_errors=True)
+
+
+def set_resolver(name: str, nameserver: str) -> None:
+    """Programs run by `ip netns exec` in `name` ask this name server (`ip` bind-mounts the file over
+    /etc/resolv.conf), never the machine's own resolvers, which are outside the lab."""
+    (ETC_NETNS / name).mkdir(parents=True, exist_ok=True)
+    (ETC_NETNS / name / "resolv.conf").write_text(f"nameserver {nameserver}\n")
 
 
 def list_names() -> list[str]:

@@ -111,6 +111,7 @@ class LabNetwork:
             c.server_netns, "addr", "add", f"{c.server_ula}/{c.ula_prefix.prefixlen}", "dev", SERVER_IFACE, "nodad"
         )
         netns.ip(c.server_netns, "link", "set", SERVER_IFACE, "up")
+        netns.set_resolver(c.netns, str(c.server_ip))
         log.info("lab network %s up: %s, server %s", c.lab_id, c.subnet, c.server_ip)
 
     def add_tap(self, name: str) -> str:

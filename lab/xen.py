@@ -16,6 +16,12 @@ from lab.ssh import SshAccess
 log = logging.getLogger("xenlab.xen")
 
 COMMANDS = {"xl-info.txt": "xl info", "xl-list.txt": "xl list", "xl-dmesg.txt": "xl dmesg"}
+# An HVM guest's serial line is QEMU's pty, which xenconsoled does not log: what it holds is read briefly.
+HVM_SERIAL = (
+    "for d in $(xl list | awk 'NR>2 {print $1}'); do "
+    'xl list -l $d | grep -q \'"type": "hvm"\' || continue; '
+    'echo "=== $d"; timeout 5 xl console -t serial $d </dev/null; done'
+)
 
 
 def save_state(ssh: SshAccess, address: str, dest: Path) -> bool:
@@ -34,8 +40,17 @@ def save_state(ssh: SshAccess, address: str, dest: Path) -> bool:
         if tar.returncode != 0:
             raise OSError(tar.stderr.decode(errors="replace").strip() or f"tar exited {tar.returncode}")
         subprocess.run(["tar", "-C", dest, "-xf", "-"], input=tar.stdout, check=True, timeout=60)
+        save_hvm_serial_consoles(ssh, address, dest / "xen/console")
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("could not save the Xen state of %s into %s: %s", address, dest, exc)
         return False
     log.info("Xen state of %s saved in %s (guest consoles in xen/console/)", address, dest)
     return True
+
+
+def save_hvm_serial_consoles(ssh: SshAccess, address: str, dest: Path) -> None:
+    proc = subprocess.run([*ssh.argv(address), HVM_SERIAL], capture_output=True, timeout=120, check=False)
+    for block in proc.stdout.decode(errors="replace").split("=== ")[1:]:
+        name, _, text = block.partition("\n")
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / f"hvm-serial-{name.strip()}.log").write_text(text)

@@ -32,7 +32,7 @@ usage: pypxeboot [options] [mac=MAC[,bridge=BR...]] DISK
   --interface=IF            dom0 interface to ask DHCP on (default: the vif's bridge=, else xenbr0)
   --label=LABEL             boot this label instead of the config's DEFAULT
   --server=IP               accept DHCP and TFTP only from this install server
-  --timeout=SECONDS         limit for the whole run (default 90)
+  --timeout=SECONDS         limit for the whole run (default 180: a starved dom0 is slow)
   --max-kernel=MiB --max-initrd=MiB   size caps (default 64 and 512)
   --pygrub=PATH             pygrub for LOCALBOOT entries (default: Xen's own)
   --kernel= --ramdisk= --args= --runas= --quiet   passed by the toolstack (see README)
@@ -50,7 +50,7 @@ class Options:
     output_directory: str = "/var/lib/xen"
     label: str | None = None
     server: ipaddress.IPv4Address | None = None
-    timeout: float = 90.0
+    timeout: float = 180.0
     max_kernel: int = 64 * MiB
     max_initrd: int = 512 * MiB
     pygrub: str | None = None
@@ -101,7 +101,7 @@ def parse(argv: list[str]) -> Options:
         raise UsageError(f"{label!r} is not a label")
     try:
         server = ipaddress.IPv4Address(opts["server"]) if "server" in opts else None
-        timeout = float(opts.get("timeout", 90))
+        timeout = float(opts.get("timeout", 180))
         max_kernel = int(float(opts.get("max-kernel", 64)) * MiB)
         max_initrd = int(float(opts.get("max-initrd", 512)) * MiB)
     except ValueError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -37,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("target", help="a scenario test file or node id")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--json", type=Path, default=Path("artifacts/reports/bench-phases.json"))
+    parser.add_argument("--json", type=Path, default=None, help="default: artifacts/reports/bench-<target>.json")
     args = parser.parse_args(argv)
+    if args.json is None:
+        name = re.sub(r"[^A-Za-z0-9]+", "-", args.target.removeprefix("scenarios/")).strip("-")
+        args.json = Path("artifacts/reports") / f"bench-{name}.json"
     durations: dict[tuple[str, str], list[float]] = {}
     ends: dict[tuple[str, str], list[float]] = {}
     walls: list[float] = []

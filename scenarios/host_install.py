@@ -12,8 +12,8 @@ import pytest
 from lab.lab import Lab
 
 HOST = "cagxen01"
-# Scenarios with a nested Xen host run one after another (see noxfile.TIERS): two on 2 cores starve dom0.
-XEN_HOST_GROUP = pytest.mark.xdist_group("xen-hosts")
+# Scenarios that boot a nested Xen host hold a machine-wide Xen-host slot (lab.capacity) while they run.
+XEN_HOST = pytest.mark.usefixtures("xen_host_slot")
 
 
 def install_host(lab: Lab, host: str = HOST, *, first_boot_timeout: float = 600) -> str:

@@ -85,7 +85,7 @@ def test_aii_configures_the_install_server_and_the_host_installs_from_it(run_dir
         assert proc.returncode == 0, proc.stderr
         answer = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line)
         assert answer["args"] == (
-            "ks=http://gridinstall.xenlab.test/ks/cagnode50.xenlab.test.ks ksdevice=eth0 console=ttyS0"
+            "ks=http://gridinstall.xenlab.test/ks/cagnode50.xenlab.test.ks ksdevice=eth0 console=hvc0 net.ifnames=0"
         )
         served = (lab.server.srv / "boot/installer/vmlinuz").read_bytes()
         assert Path(answer["kernel"]).read_bytes() == served

@@ -22,10 +22,10 @@ import pytest
 
 from lab.lab import Lab
 from scenarios.gateway import GUEST_PAYLOAD, Gateway, journey, lab_profiles, reinstall
-from scenarios.host_install import XEN_HOST_GROUP
+from scenarios.host_install import XEN_HOST
 from scenarios.replica import replicate
 
-pytestmark = [pytest.mark.scenario, XEN_HOST_GROUP]
+pytestmark = [pytest.mark.scenario, XEN_HOST]
 
 
 def largest_disk_mib(gateway: Gateway, guest: str) -> int:

@@ -21,9 +21,9 @@ from images.recipes import dom0_payload
 from lab.lab import Lab, spec_from_profiles
 from lab.paths import REPO
 from lab.vm import DiskConfig
-from scenarios.host_install import HOST, XEN_HOST_GROUP, install_host
+from scenarios.host_install import HOST, XEN_HOST, install_host
 
-pytestmark = [pytest.mark.scenario, XEN_HOST_GROUP]
+pytestmark = [pytest.mark.scenario, XEN_HOST]
 
 
 def host_profiles(tmp: Path) -> Path:

@@ -17,9 +17,9 @@ from images.recipes import xen_host_disk
 from lab.lab import Lab, LabSpec, NodeSpec
 from lab.paths import REPO
 from lab.vm import DiskConfig
-from scenarios.host_install import XEN_HOST_GROUP
+from scenarios.host_install import XEN_HOST
 
-pytestmark = [pytest.mark.scenario, XEN_HOST_GROUP]
+pytestmark = [pytest.mark.scenario, XEN_HOST]
 
 PROFILE = REPO / "profiles/profile_cagxen01.json"
 

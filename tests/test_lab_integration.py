@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lab import netns, preflight, registry
-from lab.errors import PreflightError
+from lab.errors import LabError, PreflightError
 from lab.lab import Lab, LabSpec, NodeSpec
 from lab.paths import REPO, work_root
 from lab.process import pid_alive
@@ -164,3 +164,32 @@ def test_without_root_the_lab_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(PreflightError, match="needs root"):
         Lab(LabSpec("bad")).__enter__()
+
+
+def test_xen_host_slots_are_held_machine_wide_and_freed_by_a_dead_holder(tmp_path: Path, monkeypatch) -> None:
+    """Another process holding the only slot makes a taker wait; its death frees the slot at once."""
+    from lab import capacity
+
+    monkeypatch.setattr(capacity, "STATE_DIR", tmp_path)
+    monkeypatch.setenv("XENLAB_XEN_HOSTS", "1")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from lab import capacity; import time\n"
+            "with capacity.xen_host_slot():\n    print('held', flush=True); time.sleep(60)",
+        ],
+        env={**os.environ, "XENLAB_STATE_DIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(LabError, match="no Xen-host slot came free"), capacity.xen_host_slot(timeout=1.5):
+            pass
+        holder.kill()
+        holder.wait()
+        with capacity.xen_host_slot(timeout=5) as slot:
+            assert slot == 0
+    finally:
+        holder.kill()
