@@ -75,14 +75,19 @@ def test_a_named_disk_that_is_missing_is_refused_with_the_disks_there_are(tmp_pa
         inst.find_disk(inst.parse("clearpart --all --drives=xvda\npart / --size=1024\n"))
 
 
-def test_the_grub_entry_boots_the_payloads_kernel_with_the_kickstarts_append(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(inst, "TARGET", tmp_path)
-    (tmp_path / "boot").mkdir()
+def guest_menu_entry(target, monkeypatch) -> str:
+    """The entry the installer writes for a payload with a kernel and initrd, for a guest's kickstart."""
+    monkeypatch.setattr(inst, "TARGET", target)
+    (target / "boot").mkdir(parents=True)
     for name in ("vmlinuz-6.1.0-56-amd64", "initrd.img-6.1.0-56-amd64"):
-        (tmp_path / "boot" / name).write_bytes(b"")
+        (target / "boot" / name).write_bytes(b"")
     handler = inst.parse('part / --size=1024 --label=root\nbootloader --location=mbr --append="console=hvc0"\n')
     (root,) = inst.plan(handler, disk_mib=4096)
-    entry = inst.grub_entry(handler, root, "xvda")
+    return inst.grub_entry(handler, root, "xvda")
+
+
+def test_the_grub_entry_boots_the_payloads_kernel_with_the_kickstarts_append(tmp_path, monkeypatch) -> None:
+    entry = guest_menu_entry(tmp_path, monkeypatch)
     assert "\tlinux /boot/vmlinuz-6.1.0-56-amd64 root=LABEL=root ro console=hvc0\n" in entry
     assert "\tinitrd /boot/initrd.img-6.1.0-56-amd64\n" in entry
     assert entry.startswith("menuentry 'Debian GNU/Linux, 6.1.0-56-amd64' {") and entry.endswith("}\n")
@@ -105,13 +110,7 @@ def test_xens_pygrub_reads_the_entry_the_installer_writes(tmp_path, monkeypatch)
     from images.recipes import dom0
 
     pygrub_lib = next((dom0.build() / "rootfs/usr/lib").glob("xen-4.*/lib/python"))
-    monkeypatch.setattr(inst, "TARGET", tmp_path)
-    (tmp_path / "boot").mkdir()
-    for name in ("vmlinuz-6.1.0-56-amd64", "initrd.img-6.1.0-56-amd64"):
-        (tmp_path / "boot" / name).write_bytes(b"")
-    handler = inst.parse('part / --size=1024 --label=root\nbootloader --location=mbr --append="console=hvc0"\n')
-    (root,) = inst.plan(handler, disk_mib=4096)
-    (tmp_path / "grub.cfg").write_text(inst.GRUB_HEADER + inst.grub_entry(handler, root, "xvda"))
+    (tmp_path / "grub.cfg").write_text(inst.GRUB_HEADER + guest_menu_entry(tmp_path / "target", monkeypatch))
     read = (
         "import sys; from grub import GrubConf; c = GrubConf.Grub2ConfigFile(); c.parse(open(sys.argv[1]).read()); "
         "i = c.images[c.default]; print(i.kernel[1], i.initrd[1], i.args, sep='|')"
