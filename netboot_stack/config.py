@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from lab.errors import PreflightError
 from lab.network import SERVER_IFACE, NetworkConfig
+from quattor.aii.dhcp import HTTPBOOT_TAG
 
 MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -120,13 +121,13 @@ def render_dnsmasq(config: InstallServerConfig, *, tftp_root: str, log_file: str
         f"dhcp-option=option:dns-server,{net.server_ip}",
     ]
     for n in own:
-        tag = ",set:httpboot" if n.route == "ipxe" else ""
+        tag = f",set:{HTTPBOOT_TAG}" if n.route == "ipxe" else ""
         lines.append(f"dhcp-host={n.mac},{n.ip},{n.name}{tag}")
     lines += [
         "dhcp-userclass=set:ipxe,iPXE",
         # The untagged default comes first; a later tagged line wins for clients that carry the tags.
         f"dhcp-boot=pxelinux.0,{config.server_name},{net.server_ip}",
-        f"dhcp-boot=tag:ipxe,tag:httpboot,http://{net.server_ip}/boot.ipxe",
+        f"dhcp-boot=tag:ipxe,tag:{HTTPBOOT_TAG},http://{net.server_ip}/boot.ipxe",
         # iPXE waits for IPv6 autoconfiguration as well as DHCP: an RA (router lifetime 0, a ULA that exists
         # only in the lab) plus option 175.176 (no ProxyDHCP wait) cut its DHCP from 18 s to 2 s.
         "enable-ra",

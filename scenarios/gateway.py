@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from images.recipes import dom0_payload, guest_payload
 from lab import xen
 from lab.lab import Lab, LabSpec, spec_from_profiles
+from lab.profiles import compile_for_lab
 from lab.vm import DiskConfig
 from netboot_stack.events import Event
 from scenarios.host_install import install_host
@@ -52,17 +52,14 @@ class Gateway:
 
 
 def lab_profiles(gateway: Gateway, dest: Path, ssh_public_key: str) -> Gateway:
-    """The gateway's profiles as the lab serves them: the lab's SSH key in every kickstart, and the host
-    running only the chosen guests."""
-    shutil.copytree(gateway.profiles, dest)
-    for name in (gateway.host, *gateway.guests):
-        path = dest / f"profile_{name}.json"
-        tree = json.loads(path.read_text())
-        tree["system"]["aii"]["osinstall"]["options"]["sshkey"] = ssh_public_key
-        if name == gateway.host:
-            xen_config = tree["software"]["components"]["xen"]
-            xen_config["domains"] = [d for d in xen_config["domains"] if d["name"] in gateway.guests]
-        path.write_text(json.dumps(tree, indent=1))
+    """The gateway's profiles as the lab serves them: compiled for the lab's payloads (their kernel, the
+    lab's SSH key in every kickstart), and the host running only the chosen guests."""
+    compile_for_lab(gateway.profiles, dest, ssh_public_key=ssh_public_key)
+    path = dest / f"profile_{gateway.host}.json"
+    tree = json.loads(path.read_text())
+    xen_config = tree["software"]["components"]["xen"]
+    xen_config["domains"] = [d for d in xen_config["domains"] if d["name"] in gateway.guests]
+    path.write_text(json.dumps(tree, indent=1))
     return Gateway(dest, gateway.host, gateway.guests, gateway.host_memory_mb)
 
 
@@ -116,7 +113,7 @@ class GuestJourney:
     """A guest's milestones in the install server's log, in order."""
 
     pypxeboot_lease: Event  # pypxeboot in dom0 for the guest's MAC (an HVM guest: its own PXE firmware)
-    config_read: Event  # AII's pxelinux entry over TFTP, read by dom0 (pypxeboot) or an HVM guest's pxelinux
+    config_read: Event  # AII's entry: pxelinux's by TFTP from dom0 (pypxeboot), or an HVM guest's iPXE script
     installer_lease: Event  # the installer, inside the guest
     kickstart: Event
     payload: Event
@@ -154,9 +151,15 @@ def journey(lab: Lab, gateway: Gateway, guest: str) -> GuestJourney:
     before = [e for e in leases if e.seen <= kickstart.seen]
     after = [e for e in leases if e.seen >= ack.seen]
     assert len(before) >= 2, f"{guest}: expected pypxeboot's lease, then the installer's, before the kickstart"
-    cfg = f"pxelinux.cfg/{lab.node_boot(guest).mac_name}"
+    boot = lab.node_boot(guest)
+    cfg, script = f"pxelinux.cfg/{boot.mac_name}", f"ipxe/{boot.ipxe_name}"  # AII's entry, either route
     readers = (str(lab.ip(gateway.host)), str(lab.ip(guest)))
-    config_read = one(f"TFTP read of {cfg}", [e for e in events.select(kind="tftp", path=cfg) if e.client in readers])
+    reads = [
+        e
+        for e in events.select()
+        if e.client in readers and ((e.kind, e.path) == ("tftp", cfg) or (e.kind, e.path) == ("http", script))
+    ]
+    config_read = one(f"read of {cfg} or {script}", reads)
     config_read_by_guest = config_read.client == str(lab.ip(guest))
     return GuestJourney(
         pypxeboot_lease=before[0],

@@ -1,13 +1,16 @@
 """A replica of a gateway, the seed's "creation of replicas in testbeds": the same compiled profiles with
 other names, MACs and addresses, so that a second gateway can be built beside the first.
 
-Every node name becomes `<name><suffix>` wherever it appears (host names, kickstart and profile URLs, guest
-disk paths and volume names, xl domain names), every address of the old /24 moves to the new one, and
-every MAC gets its third byte changed.  The result is written as new profiles; the source is untouched.
+Every name of the gateway (its host and every domain the host's profile declares) becomes `<name><suffix>`
+wherever it appears (host names, kickstart and profile URLs, guest disk paths and volume names, xl domain
+names), every address of the old /24 moves to the new one, and every MAC gets its third byte changed.  The
+install server keeps its name (`gridinstall`: each lab has its own).  The result is written as new
+profiles; the source is untouched.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +45,11 @@ def rewrite(text: str, names: list[str], rule: ReplicaRule) -> str:
 def replicate(gateway: Gateway, dest: Path, rule: ReplicaRule = ReplicaRule()) -> Gateway:
     """Write the replica's profiles (of every profile in the gateway's directory) into `dest`."""
     dest.mkdir(parents=True, exist_ok=True)
-    sources = sorted(gateway.profiles.glob("profile_*.json"))
-    names = [p.stem.removeprefix("profile_") for p in sources]
-    for path in sources:
+    host = json.loads((gateway.profiles / f"profile_{gateway.host}.json").read_text())
+    domains = host.get("software", {}).get("components", {}).get("xen", {}).get("domains", [])
+    names = sorted({gateway.host, *gateway.guests, *(d["name"] for d in domains)})
+    for path in sorted(gateway.profiles.glob("profile_*.json")):
         name = path.stem.removeprefix("profile_")
-        (dest / f"profile_{rule.name(name)}.json").write_text(rewrite(path.read_text(), names, rule))
+        new = rule.name(name) if name in names else name
+        (dest / f"profile_{new}.json").write_text(rewrite(path.read_text(), names, rule))
     return Gateway(dest, rule.name(gateway.host), tuple(rule.name(g) for g in gateway.guests), gateway.host_memory_mb)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,32 +19,24 @@ import pytest
 from images.recipes import dom0_payload
 from lab.lab import Lab, spec_from_profiles
 from lab.paths import REPO
+from lab.profiles import compile_for_lab
 from lab.vm import DiskConfig
 from scenarios.host_install import HOST, XEN_HOST, install_host
 
 pytestmark = [pytest.mark.scenario, XEN_HOST]
 
 
-def host_profiles(tmp: Path) -> Path:
-    """The shipped profiles, copied: the test adds the lab's SSH key and leaves the guests stopped."""
-    out = tmp / "profiles"
-    shutil.copytree(REPO / "profiles", out)
-    return out
-
-
-def adapt_profile(profiles: Path, ssh_public_key: str) -> None:
+def adapt_profile(profiles: Path) -> None:
     path = profiles / f"profile_{HOST}.json"
     tree = json.loads(path.read_text())
     tree["software"]["components"]["xen"]["create_domains"] = False  # starting guests is the gateway's job
-    tree["system"]["aii"]["osinstall"]["options"]["sshkey"] = ssh_public_key
     path.write_text(json.dumps(tree, indent=1))
 
 
 def test_host_installs_from_its_kickstart_and_reboots_into_xen(run_dir: Path, tmp_path: Path) -> None:
-    profiles = host_profiles(tmp_path)
     spec = spec_from_profiles(
         "host-install",
-        profiles,
+        REPO / "profiles",
         (HOST,),
         memory_mb=1536,
         cpus=2,
@@ -53,8 +44,9 @@ def test_host_installs_from_its_kickstart_and_reboots_into_xen(run_dir: Path, tm
         disks=(DiskConfig("disk", size="24G"),),
     )
     with Lab(spec, run_dir=run_dir) as lab:
-        adapt_profile(profiles, lab.ssh.public_key)
         payload = dom0_payload.build()
+        profiles = compile_for_lab(REPO / "profiles", tmp_path / "profiles", ssh_public_key=lab.ssh.public_key)
+        adapt_profile(profiles)
         lab.server.publish(payload / "dom0.tar.zst", "payload/dom0.tar.zst")
         lab.server.write(f"profiles/profile_{HOST}.json", (profiles / f"profile_{HOST}.json").read_text())
         lab.aii("configure", HOST, profiles=profiles, image="installer", payload="dom0.tar.zst")

@@ -16,16 +16,16 @@ import pytest
 from images.recipes import xen_host_disk
 from lab.lab import Lab, LabSpec, NodeSpec
 from lab.paths import REPO
+from lab.profiles import compile_for_lab
 from lab.vm import DiskConfig
 from scenarios.host_install import XEN_HOST
 
 pytestmark = [pytest.mark.scenario, XEN_HOST]
 
-PROFILE = REPO / "profiles/profile_cagxen01.json"
 
-
-def test_xen_and_dom0_boot_from_ncm_grubs_entry(run_dir: Path) -> None:
-    disk = xen_host_disk.build(PROFILE)
+def test_xen_and_dom0_boot_from_ncm_grubs_entry(run_dir: Path, tmp_path: Path) -> None:
+    profiles = compile_for_lab(REPO / "profiles", tmp_path)
+    disk = xen_host_disk.build(profiles / "profile_cagxen01.json")
     node = NodeSpec(
         "cagxen01",
         host=20,

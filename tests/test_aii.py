@@ -177,3 +177,26 @@ def test_a_lab_from_profiles_reads_them_as_aii_does(tmp_path: Path) -> None:
     write(tmp_path, broken, "profile_cagnode50.json")
     with pytest.raises(PreflightError, match="/hardware/cards/nic/eth0/hwaddr: expected a MAC"):
         spec_from_profiles("t", tmp_path, ("cagnode50",))
+
+
+def test_a_node_whose_firmware_is_ipxe_gets_the_http_route_tag(tmp_path: Path) -> None:
+    """A profile that asks for the iPXE route (its firmware is iPXE): its DHCP entry carries the tag the install
+    server answers with an iPXE script; the others' entries do not; an unknown route is refused."""
+    from quattor.aii.dhcp import HTTPBOOT_TAG, DhcpEntries
+
+    ipxe = copy.deepcopy(shipped("cagnode52"))
+    ipxe["system"]["aii"]["dhcp"]["options"]["route"] = "ipxe"
+    entries = DhcpEntries(tmp_path)
+    entries.configure(node.read(profile(shipped("cagnode50"))))
+    entries.configure(node.read(profile(ipxe)))
+    lines = (tmp_path / "dhcp-hosts").read_text().splitlines()[1:]
+    assert lines == [
+        "aa:00:86:e2:35:72,10.77.0.50,cagnode50",
+        f"aa:00:86:e2:35:74,10.77.0.52,cagnode52,set:{HTTPBOOT_TAG}",
+    ]
+    entries.configure(node.read(profile(ipxe)))  # configuring again keeps one line per node
+    assert len((tmp_path / "dhcp-hosts").read_text().splitlines()) == 3
+    tree = copy.deepcopy(shipped("cagnode50"))
+    tree["system"]["aii"]["dhcp"]["options"]["route"] = "tftp"
+    with pytest.raises(ProfileError, match="route: expected one of pxelinux, ipxe"):
+        node.read(profile(tree))

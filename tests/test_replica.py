@@ -35,5 +35,8 @@ def test_a_replica_shares_no_name_mac_or_address_with_its_original(tmp_path: Pat
     assert domains[0]["vif"] == "[ 'mac=AA:00:87:e2:35:72' ]"  # the guest's profile has the same MAC
     guest = node.read(load(tmp_path / "profile_cagnode50r.json"))
     assert guest.mac == originals["cagnode50"].mac.replace(":86:", ":87:")
+    server = json.loads((tmp_path / "profile_gridinstall.json").read_text())  # the lab's own install server
+    assert server["system"]["network"]["hostname"] == "gridinstall"
+    assert "gridinstall.xenlab.test" in node.read(load(tmp_path / "profile_cagnode50r.json")).kslocation
     spec = spec_from_profiles("replica", tmp_path, (replica.host, *replica.guests))
     assert str(spec.subnet) == "10.77.1.0/24"

@@ -1,8 +1,10 @@
 """AII's DHCP and DNS entries, in the files dnsmasq re-reads on SIGHUP without losing its leases.
 
-`dhcp-hosts`: `<mac>,<ip>,<hostname>` per node (dnsmasq's dhcp-hostsfile); `hosts`: `<ip> <fqdn> <name>`
-per node (addn-hosts: forward and reverse DNS).  Each file is rewritten whole and atomically from every
-node AII knows, one line per node, sorted.
+`dhcp-hosts`: `<mac>,<ip>,<hostname>` per node (dnsmasq's dhcp-hostsfile), with `,set:httpboot` for a node
+whose profile asks for the iPXE route (`/system/aii/dhcp/options/route`: its firmware is iPXE, which then
+fetches AII's iPXE script and the installer over HTTP instead of pxelinux and TFTP); `hosts`:
+`<ip> <fqdn> <name>` per node (addn-hosts: forward and reverse DNS).  Each file is rewritten whole and
+atomically from every node AII knows, one line per node, sorted.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from quattor.aii.node import AiiNode
 
 HOSTS_FILE = "dhcp-hosts"
+HTTPBOOT_TAG = "httpboot"  # the install server's dnsmasq answers iPXE clients with this tag by an iPXE script
 DNS_FILE = "hosts"
 
 
@@ -40,10 +43,11 @@ class DhcpEntries:
     def configure(self, node: AiiNode) -> None:
         hosts, dns = self._read(HOSTS_FILE), self._read(DNS_FILE)
         for entry in hosts.values():
-            mac, _, name = entry.split(",", 2)
+            mac, _, name = entry.split(",")[:3]
             if mac == node.mac and name != node.hostname:
                 raise ValueError(f"MAC {node.mac} of {node.fqdn} already belongs to {name}")
-        hosts[node.hostname] = f"{node.mac},{node.ip},{node.hostname}"
+        tag = f",set:{HTTPBOOT_TAG}" if node.route == "ipxe" else ""
+        hosts[node.hostname] = f"{node.mac},{node.ip},{node.hostname}{tag}"
         dns[node.hostname] = f"{node.ip} {node.fqdn} {node.hostname}"
         self._write(HOSTS_FILE, hosts)
         self._write(DNS_FILE, dns)

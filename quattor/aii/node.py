@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from quattor.aii.nbp import BootEntry, NodeBoot
 from quattor.profile import Profile, ProfileError
 
+ROUTES = ("pxelinux", "ipxe")
 MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 
 
@@ -28,6 +29,7 @@ class AiiNode:
     append: tuple[str, ...]
     kslocation: str
     ramdisk_token: bool
+    route: str  # "pxelinux" (pxelinux.0 and TFTP) or "ipxe" (its firmware is iPXE: a script and HTTP)
     osinstall: dict[str, object]
     profile: Profile
 
@@ -78,6 +80,7 @@ def read(profile: Profile) -> AiiNode:
         raise ProfileError("/system/aii/osinstall/options/kslocation", f"expected an http:// URL, got {kslocation!r}")
     append = tuple((nbp.string("append") or "").split())
     nameservers = tuple(str(n) for n in profile.get("/system/network/nameserver", []) or [])
+    route = profile.reader("/system/aii/dhcp/options").string("route", choices=ROUTES) or "pxelinux"
     return AiiNode(
         hostname=hostname,
         domain=domain,
@@ -93,6 +96,7 @@ def read(profile: Profile) -> AiiNode:
         append=append,
         kslocation=kslocation,
         ramdisk_token=bool(nbp.boolean("ramdisk", False)),
+        route=route,
         osinstall=dict(osinstall),
         profile=profile,
     )

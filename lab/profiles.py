@@ -1,0 +1,78 @@
+"""The lab's last compile step: a directory of compiled profiles made to fit the images this lab installs.
+
+A site compiles its profiles from templates in which the kernel version is a variable, and recompiles when
+Debian moves its kernel on (6.1.0-56 to 6.1.0-57, say: the old packages leave the mirror, so the image
+builder can only fetch the new one).  The lab does the same on the compiled JSON: the version a profile
+declares at `/system/kernel/version` is replaced, wherever that profile names it (ncm-grub's kernel paths
+and titles too), by the release of the kernel the lab's payloads carry.  The lab's SSH key goes into every
+kickstart's `sshkey`, so that the harness can log in.  The source directory is never written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from images.recipes import dom0
+
+log = logging.getLogger("xenlab.profiles")
+
+KERNEL_VERSION = ("system", "kernel", "version")
+SSHKEY = ("system", "aii", "osinstall", "options", "sshkey")
+
+
+def replace_strings(tree: Any, old: str, new: str) -> Any:
+    """The tree with `old` replaced by `new` in every string value (keys are names, never versions)."""
+    if isinstance(tree, str):
+        return tree.replace(old, new)
+    if isinstance(tree, list):
+        return [replace_strings(v, old, new) for v in tree]
+    if isinstance(tree, dict):
+        return {k: replace_strings(v, old, new) for k, v in tree.items()}
+    return tree
+
+
+def retarget_kernel(tree: dict[str, Any], release: str) -> dict[str, Any]:
+    """The profile with its declared kernel version replaced by `release` everywhere it is named."""
+    declared = _get(tree, KERNEL_VERSION)
+    if not isinstance(declared, str) or not declared or declared == release:
+        return tree
+    return replace_strings(tree, declared, release)  # type: ignore[no-any-return]
+
+
+def payload_kernel_release() -> str:
+    """The release of the kernel the lab's payloads carry (the dom0 payload's: the one ncm-grub must find)."""
+    return dom0.release(dom0.build())
+
+
+def compile_for_lab(
+    source: Path, dest: Path, *, kernel_release: str | None = None, ssh_public_key: str | None = None
+) -> Path:
+    """Copy every `profile_*.json` of `source` into `dest`, retargeted at `kernel_release` (by default the
+    payloads' kernel) and, if given, with `ssh_public_key` as each installable node's kickstart key.
+    Returns `dest`."""
+    kernel_release = kernel_release or payload_kernel_release()
+    dest.mkdir(parents=True, exist_ok=True)
+    sources = sorted(source.glob("profile_*.json"))
+    if not sources:
+        raise FileNotFoundError(f"{source}: no compiled profiles (profile_<node>.json) to compile for the lab")
+    for path in sources:
+        tree = json.loads(path.read_text())
+        declared = _get(tree, KERNEL_VERSION)
+        out = retarget_kernel(tree, kernel_release)
+        if out is not tree:
+            log.info("%s: kernel %s -> %s (the kernel of the lab's payloads)", path.name, declared, kernel_release)
+        if ssh_public_key is not None and isinstance(_get(out, SSHKEY[:-1]), dict):
+            _get(out, SSHKEY[:-1])[SSHKEY[-1]] = ssh_public_key
+        (dest / path.name).write_text(json.dumps(out, indent=1))
+    return dest
+
+
+def _get(tree: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(key)
+    return tree

@@ -1,0 +1,58 @@
+"""The lab's compile step: shipped profiles retargeted at the payloads' kernel, with the lab's SSH key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lab.profiles import compile_for_lab
+from quattor.ncm.component import Context
+from quattor.ncm.components.grub import GrubComponent
+from quattor.profile import load
+from tests.quattor_helpers import PROFILES, shipped
+
+NEW = "6.1.0-99-amd64"
+
+
+def test_the_host_profile_names_the_payload_kernel_everywhere_and_ncm_grub_boots_it(tmp_path: Path) -> None:
+    before = (PROFILES / "profile_cagxen01.json").read_text()
+    out = compile_for_lab(PROFILES, tmp_path / "lab", kernel_release=NEW, ssh_public_key="ssh-ed25519 AAAA lab")
+    assert (PROFILES / "profile_cagxen01.json").read_text() == before  # the source is never written
+    old = shipped("cagxen01")["system"]["kernel"]["version"]
+    text = (out / "profile_cagxen01.json").read_text()
+    assert old not in text
+    host = json.loads(text)
+    assert host["system"]["kernel"]["version"] == NEW
+    (kernel,) = host["software"]["components"]["grub"]["kernels"]
+    assert (kernel["kernelpath"], kernel["initrd"]) == (f"/vmlinuz-{NEW}", f"/initrd.img-{NEW}")
+    assert host["system"]["aii"]["osinstall"]["options"]["sshkey"] == "ssh-ed25519 AAAA lab"
+    # What ncm-grub does with it: on a root that has the new kernel, the Xen entry boots it.
+    root = tmp_path / "root"
+    (root / "boot/grub").mkdir(parents=True)
+    for name in (f"vmlinuz-{NEW}", f"initrd.img-{NEW}", "xen-4.17-amd64.gz"):
+        (root / "boot" / name).write_text("")
+    (root / "boot/grub/grub.cfg").write_text("# GRUB's own menu\n")
+    GrubComponent().configure(load(out / "profile_cagxen01.json"), Context(root=root))
+    menu = (root / "boot/grub/grub.cfg").read_text()
+    assert f"module2 /boot/vmlinuz-{NEW} placeholder " in menu and "set default='ncm-grub-xen-0'" in menu
+
+
+def test_every_profile_is_compiled_and_one_without_a_kernel_is_copied_as_it_is(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "profile_plain.json").write_text(json.dumps({"system": {"network": {"hostname": "plain"}}}))
+    (src / "profile_guest.json").write_text(
+        json.dumps({"system": {"kernel": {"version": "1.0"}, "aii": {"osinstall": {"options": {}}}}})
+    )
+    out = compile_for_lab(src, tmp_path / "out", kernel_release="2.0", ssh_public_key="key")
+    assert json.loads((out / "profile_plain.json").read_text()) == {"system": {"network": {"hostname": "plain"}}}
+    guest = json.loads((out / "profile_guest.json").read_text())
+    assert guest["system"]["kernel"]["version"] == "2.0"
+    assert guest["system"]["aii"]["osinstall"]["options"]["sshkey"] == "key"
+
+
+def test_a_directory_without_profiles_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no compiled profiles"):
+        compile_for_lab(tmp_path, tmp_path / "out", kernel_release="2.0")
