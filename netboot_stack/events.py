@@ -246,6 +246,31 @@ class EventLog:
         return seen
 
 
+class ResetLoop:
+    """Watches nodes that have acked their install: one that keeps coming back to its network boot entry
+    (the pxelinux config or iPXE script AII wrote for it, read by pypxeboot or by its own PXE firmware)
+    without its installed system ever saying it is up is resetting in a loop, and no timeout will change
+    that.  `check()` raises at the `limit`-th read since the ack, naming the node.
+    """
+
+    def __init__(self, events: EventLog, entries: dict[str, frozenset[str]], *, limit: int = 3) -> None:
+        self.events = events
+        self.entries = entries  # node -> the paths of its boot entry
+        self.limit = limit
+
+    def check(self) -> None:
+        for node, paths in self.entries.items():
+            acks = self.events.select(kind="ack", node=node)
+            if not acks or self.events.select(kind="booted", node=node):
+                continue
+            reads = [e for e in self.events.select(path=paths.__contains__) if e.seen >= acks[0].seen]
+            if len(reads) >= self.limit:
+                raise ProductFailure(
+                    f"{node}: its installed system does not come up: since its install ack it went back to its "
+                    f"network boot entry {len(reads)} times (a reset loop; its console tells why)"
+                )
+
+
 def _matches(e: Event, kind: str | None, node: str | None, path: str | Callable[[str], bool] | None) -> bool:
     if kind and e.kind != kind:
         return False

@@ -21,7 +21,7 @@ from lab import xen
 from lab.lab import Lab, LabSpec, spec_from_profiles
 from lab.profiles import compile_for_lab
 from lab.vm import DiskConfig
-from netboot_stack.events import Event
+from netboot_stack.events import Event, ResetLoop
 from scenarios.host_install import install_host
 
 log = logging.getLogger("xenlab.gateway")
@@ -95,17 +95,24 @@ def install_guests(lab: Lab, gateway: Gateway, *, timeout: float = 1500) -> dict
     def arrived(e: Event) -> None:
         log.info("%s: installed system is up (%.0f s into the run)", e.node, e.seen - lab.timeline.t0)
 
+    resets = ResetLoop(lab.server.events, {g: entry_paths(lab, g) for g in gateway.guests})
     booted = lab.server.events.wait_for_each(
         gateway.guests,
         phase="guests-installed-and-up",
         timeout=timeout,
         kind="booted",
-        watch=[host_console],
+        watch=[host_console, resets],
         arrived=arrived,
     )
     for guest in gateway.guests:
         record_guest_phases(lab, gateway, guest)
     return booted
+
+
+def entry_paths(lab: Lab, guest: str) -> frozenset[str]:
+    """Where the install server serves the guest's AII entry: its pxelinux config and its iPXE script."""
+    boot = lab.node_boot(guest)
+    return frozenset({f"pxelinux.cfg/{boot.mac_name}", f"ipxe/{boot.ipxe_name}"})
 
 
 @dataclass(frozen=True)
@@ -151,15 +158,10 @@ def journey(lab: Lab, gateway: Gateway, guest: str) -> GuestJourney:
     before = [e for e in leases if e.seen <= kickstart.seen]
     after = [e for e in leases if e.seen >= ack.seen]
     assert len(before) >= 2, f"{guest}: expected pypxeboot's lease, then the installer's, before the kickstart"
-    boot = lab.node_boot(guest)
-    cfg, script = f"pxelinux.cfg/{boot.mac_name}", f"ipxe/{boot.ipxe_name}"  # AII's entry, either route
+    entry = entry_paths(lab, guest)  # AII's entry, either route
     readers = (str(lab.ip(gateway.host)), str(lab.ip(guest)))
-    reads = [
-        e
-        for e in events.select()
-        if e.client in readers and ((e.kind, e.path) == ("tftp", cfg) or (e.kind, e.path) == ("http", script))
-    ]
-    config_read = one(f"read of {cfg} or {script}", reads)
+    reads = [e for e in events.select(path=entry.__contains__) if e.client in readers and e.kind in ("tftp", "http")]
+    config_read = one(f"read of its boot entry ({', '.join(sorted(entry))})", reads)
     config_read_by_guest = config_read.client == str(lab.ip(guest))
     return GuestJourney(
         pypxeboot_lease=before[0],

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lab.errors import PhaseTimeout, ProductFailure
-from netboot_stack.events import EventLog, mac_of_link_local, parse_dnsmasq_line
+from netboot_stack.events import EventLog, ResetLoop, mac_of_link_local, parse_dnsmasq_line
 
 DNSMASQ = """\
 Nov 25 10:27:33 dnsmasq-dhcp[6]: 3612712040 DHCPACK(eth0) 10.77.0.50 52:54:00:01:00:32 cagnode50
@@ -71,3 +71,24 @@ def test_wait_for_fails_fast_on_a_reported_install_failure(log: EventLog, tmp_pa
 def test_wait_for_timeout_lists_recent_events(log: EventLog) -> None:
     with pytest.raises(PhaseTimeout, match=r"phase 'ack'.*\n.*lease cagnode50"):
         log.wait_for(phase="ack", timeout=0.2, kind="ack", node="cagnode50")
+
+
+def test_a_node_that_keeps_returning_to_its_boot_entry_after_its_ack_is_a_reset_loop(
+    log: EventLog, tmp_path: Path
+) -> None:
+    entry = "pxelinux.cfg/01-52-54-00-01-00-32"
+    watch = ResetLoop(log, {"cagnode50": frozenset({entry})}, limit=3)
+    sent = f"Nov 25 10:30:00 dnsmasq-tftp[6]: sent /srv/lab/{entry} to 10.77.0.50\n"
+    with open(tmp_path / "dnsmasq.log", "a") as f:
+        f.write(sent * 3)  # before the ack: the install itself, not a loop
+    watch.check()
+    append_event(tmp_path, kind="ack", client="10.77.0.50", node="cagnode50")
+    with open(tmp_path / "dnsmasq.log", "a") as f:
+        f.write(sent * 2)  # the reboot into the installed system, and one reset
+    watch.check()
+    with open(tmp_path / "dnsmasq.log", "a") as f:
+        f.write(sent)
+    with pytest.raises(ProductFailure, match="cagnode50: its installed system does not come up.* 3 times"):
+        watch.check()
+    append_event(tmp_path, kind="booted", client="10.77.0.50", node="cagnode50")
+    watch.check()  # it came up in the end: nothing to say
