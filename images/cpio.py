@@ -6,10 +6,11 @@ inode numbers are fixed), which keeps initrds content-addressable.
 
 from __future__ import annotations
 
-import gzip
 import os
 import stat
 from pathlib import Path
+
+from lab.process import run
 
 
 def _header(ino: int, mode: int, size: int, name: bytes, nlink: int = 1) -> bytes:
@@ -48,8 +49,23 @@ def archive(root: Path) -> bytes:
     return bytes(out)
 
 
+ZSTD_LEVEL = 12  # what the kernel unpacks fastest; higher levels only cost build time for a few MB less
+
+
 def write_initrd(root: Path, dest: Path) -> None:
-    dest.write_bytes(gzip.compress(archive(root), compresslevel=6, mtime=0))
+    """The tree as a zstd-compressed newc archive.  zstd, not gzip: the kernel unpacks it about three times as
+    fast, which counts under TCG and far more in a nested HVM guest (a 120 MB installer root took minutes
+    to gunzip there).  Debian's own initramfs-tools uses zstd too."""
+    raw = dest.with_name(f".{dest.name}.cpio")
+    raw.write_bytes(archive(root))
+    try:
+        run(
+            ["zstd", "-q", "-f", f"-{ZSTD_LEVEL}", "-T0", raw, "-o", dest],
+            timeout=900,
+            hint="./xenlab setup installs zstd (tools/host-packages.txt)",
+        )
+    finally:
+        raw.unlink(missing_ok=True)
 
 
 def write_overlay(dest: Path, files: dict[str, bytes], trees: dict[str, Path] | None = None) -> None:

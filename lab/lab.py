@@ -166,7 +166,7 @@ class Lab:
             preflight.check_dnsmasq(str(rootfs))
             installers = {n.installer: catalog.build(n.installer) for n in self.spec.nodes}
             probe = installers.get("dummy-installer") or dummy_installer.build()
-            self.accel = accel.choose(probe / "vmlinuz", probe / "initrd.gz")
+            self.accel = accel.choose(probe / "vmlinuz", probe / "initrd.img")
         self.installers = installers
         with self.timeline.phase("lab", "lab-up"):
             registry.sweep()
@@ -257,7 +257,7 @@ class Lab:
         node = self.spec.node(name)
         image = self.installers[node.installer]
         kernel = self.server.publish(image / "vmlinuz", f"boot/{node.installer}/vmlinuz")
-        initrd = self.server.publish(image / "initrd.gz", f"boot/{node.installer}/initrd.gz")
+        initrd = self.server.publish(image / "initrd.img", f"boot/{node.installer}/initrd.img")
         ks = self.server.write(f"ks/{self.fqdn(name)}.ks", kickstart)
         entry = BootEntry(
             label=f"install-{name}",
@@ -273,12 +273,12 @@ class Lab:
         """Run aii-shellfe on the install server's tree, as a site does, then apply its DHCP/DNS entries.
 
         `image` (for --configure) publishes that installer image where the profiles' AII options expect the
-        installer: `boot/installer/vmlinuz` and `boot/installer/initrd.gz`.
+        installer: `boot/installer/vmlinuz` and `boot/installer/initrd.img`.
         """
         if image is not None:
             built = self.installers.get(image) or catalog.build(image)
             self.server.publish(built / "vmlinuz", "boot/installer/vmlinuz")
-            self.server.publish(built / "initrd.gz", "boot/installer/initrd.gz")
+            self.server.publish(built / "initrd.img", "boot/installer/initrd.img")
         argv = [
             sys.executable,
             "-m",

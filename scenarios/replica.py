@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from scenarios.gateway import Gateway
@@ -52,4 +52,4 @@ def replicate(gateway: Gateway, dest: Path, rule: ReplicaRule = ReplicaRule()) -
         name = path.stem.removeprefix("profile_")
         new = rule.name(name) if name in names else name
         (dest / f"profile_{new}.json").write_text(rewrite(path.read_text(), names, rule))
-    return Gateway(dest, rule.name(gateway.host), tuple(rule.name(g) for g in gateway.guests), gateway.host_memory_mb)
+    return replace(gateway, profiles=dest, host=rule.name(gateway.host), guests=tuple(map(rule.name, gateway.guests)))

@@ -50,7 +50,10 @@ HVM_GUESTS = ("cagnode52",)
 def test_the_gateway_reinstalls_from_empty_disks(
     variant: str, run_dir: Path, tmp_path: Path, gateway_profiles: Path
 ) -> None:
-    source = Gateway(gateway_profiles, guests=HVM_GUESTS if variant == "hvm" else PV_GUESTS)
+    if variant == "hvm":
+        source = Gateway(gateway_profiles, guests=HVM_GUESTS, guests_timeout=2700)
+    else:
+        source = Gateway(gateway_profiles, guests=PV_GUESTS)
     if variant == "replica":
         source = replicate(source, tmp_path / "replica")
     hvm = variant == "hvm"

@@ -57,13 +57,13 @@ def test_volume_group_and_logical_volume_are_made_once_and_never_resized(run_dir
     )
     with Lab(spec, run_dir=run_dir) as lab:
         base = installer_base.build()
-        overlay = lab.work_dir / "overlay.cpio.gz"
+        overlay = lab.work_dir / "overlay.cpio.zst"
         cpio.write_overlay(
             overlay,
             {"/p1.json": profile(64, 512), "/p2.json": profile(128, 1024), "/xenlab-test.sh": SCRIPT},
             {"/opt/xenlab/quattor": REPO / "quattor"},
         )
-        initrd = cpio.concatenate(lab.work_dir / "initrd.gz", base / "base.cpio.gz", overlay)
+        initrd = cpio.concatenate(lab.work_dir / "initrd.img", base / "base.cpio.zst", overlay)
         vm = lab.vm(
             "dom0",
             direct_boot=DirectBoot(base / "vmlinuz", initrd, "console=ttyS0 panic=-1 xenlab.run=/xenlab-test.sh"),

@@ -46,7 +46,7 @@ def test_host_netboots_fetches_its_kickstart_and_acks(route: str, run_dir: Path)
         assert {e.client for e in leases} == {str(lab.ip("cagnode50"))}
         tftp = [e.path for e in events.select(kind="tftp", node="cagnode50")]
         http = [e.path for e in events.select(kind="http", node="cagnode50")]
-        installer = ["boot/dummy-installer/vmlinuz", "boot/dummy-installer/initrd.gz"]
+        installer = ["boot/dummy-installer/vmlinuz", "boot/dummy-installer/initrd.img"]
         if route == "pxelinux":
             assert tftp == [*PXELINUX_FILES, f"pxelinux.cfg/{lab.node_boot('cagnode50').mac_name}", *installer]
         else:

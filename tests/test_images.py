@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -79,10 +79,11 @@ def test_cpio_archive_is_a_valid_newc_and_deterministic(tmp_path: Path) -> None:
     (root / "bin" / "busybox").chmod(0o755)
     (root / "bin" / "sh").symlink_to("busybox")
     (root / "init").write_text("#!/bin/sh\n")
-    cpio.write_initrd(root, tmp_path / "a.gz")
-    cpio.write_initrd(root, tmp_path / "b.gz")
-    assert (tmp_path / "a.gz").read_bytes() == (tmp_path / "b.gz").read_bytes()
-    entries = read_newc(gzip.decompress((tmp_path / "a.gz").read_bytes()))
+    cpio.write_initrd(root, tmp_path / "a.img")
+    cpio.write_initrd(root, tmp_path / "b.img")
+    assert (tmp_path / "a.img").read_bytes() == (tmp_path / "b.img").read_bytes()
+    unpacked = subprocess.run(["zstd", "-dc", tmp_path / "a.img"], capture_output=True, check=True).stdout
+    entries = read_newc(unpacked)
     assert set(entries) == {"bin", "bin/busybox", "bin/sh", "init"}
     assert entries["bin/sh"] == (0o120777, b"busybox")
     assert entries["bin/busybox"][0] == 0o100755

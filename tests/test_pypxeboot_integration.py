@@ -74,7 +74,7 @@ def write_config(lab: Lab, name: str, label: str, append: str) -> None:
     lab.server.write(
         f"pxelinux.cfg/{name}",
         f"default {label}\nlabel {label}\n  kernel boot/dummy-installer/vmlinuz\n"
-        f"  append initrd=boot/dummy-installer/initrd.gz {append}\n",
+        f"  append initrd=boot/dummy-installer/initrd.img {append}\n",
     )
 
 
@@ -201,7 +201,7 @@ def test_sxp_answer_for_xend_and_an_http_kernel(lab: Lab, tmp_path: Path) -> Non
     lab.server.write(
         f"pxelinux.cfg/{lab.node_boot('cagnode51').mac_name}",
         f"default h\nlabel h\n kernel {base}/boot/dummy-installer/vmlinuz\n"
-        f" append initrd={base}/boot/dummy-installer/initrd.gz it's\n",
+        f" append initrd={base}/boot/dummy-installer/initrd.img it's\n",
     )
     argv = netns.exec_argv(
         lab.network.netns,

@@ -42,7 +42,7 @@ def build() -> Path:
                 target = root / "lib" / "modules" / Path(rel).name
                 shutil.copy2(mods / rel, target)
             (root / "lib" / "modules" / "load-order").write_text("".join(Path(r).name + "\n" for r in order))
-            cpio.write_initrd(root, out / "initrd.gz")
+            cpio.write_initrd(root, out / "initrd.img")
         (out / "vmlinuz").symlink_to(kernel_image / "vmlinuz")
 
     inputs = {

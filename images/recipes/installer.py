@@ -16,7 +16,7 @@ def build() -> Path:
     program = Path(xenlab_installer.__file__)
 
     def make(out: Path) -> None:
-        overlay = out / "overlay.cpio.gz"
+        overlay = out / "overlay.cpio.zst"
         cpio.write_overlay(
             overlay,
             {
@@ -24,7 +24,7 @@ def build() -> Path:
                 "/etc/xenlab/udhcpc.script": (FILES / "udhcpc.script").read_bytes(),
             },
         )
-        cpio.concatenate(out / "initrd.gz", base / "base.cpio.gz", overlay)
+        cpio.concatenate(out / "initrd.img", base / "base.cpio.zst", overlay)
         overlay.unlink()
         (out / "vmlinuz").symlink_to((base / "vmlinuz").resolve())
 

@@ -109,7 +109,7 @@ def build() -> Path:
         for rel in order:
             shutil.copy2(kernel.modules_dir(kernel_image) / rel, modules / Path(rel).name)
         (modules / "load-order").write_text("".join(Path(r).name + "\n" for r in order))
-        cpio.write_initrd(rootfs, out / "base.cpio.gz")
+        cpio.write_initrd(rootfs, out / "base.cpio.zst")
         shutil.rmtree(rootfs)
         (out / "vmlinuz").symlink_to(kernel_image / "vmlinuz")
 
