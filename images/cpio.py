@@ -49,7 +49,7 @@ def archive(root: Path) -> bytes:
     return bytes(out)
 
 
-ZSTD_LEVEL = 12  # what the kernel unpacks fastest; higher levels only cost build time for a few MB less
+ZSTD_LEVEL = 12  # the kernel unpacks every level about as fast; higher ones only cost build time for a few MB less
 
 
 def write_initrd(root: Path, dest: Path) -> None:
