@@ -96,7 +96,8 @@ def gateway(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Netboot phases and memory; then the host install's phases (pass --runs N to either)."""
     session.run(sys.executable, "-m", "scenarios.bench_netboot", *session.posargs)
-    session.run(sys.executable, "-m", "scenarios.bench_phases", "scenarios/test_host_install.py", *session.posargs)
+    host_args = [a for a in session.posargs if a != "--baseline"]  # the bare-QEMU baseline is the netboot's
+    session.run(sys.executable, "-m", "scenarios.bench_phases", "scenarios/test_host_install.py", *host_args)
 
 
 @nox.session(name="bench-gateway")
