@@ -35,16 +35,16 @@ def save_state(ssh: SshAccess, address: str, dest: Path) -> bool:
             proc = subprocess.run([*ssh.argv(address), command], capture_output=True, timeout=60, check=False)
             (dest / name).write_bytes(proc.stdout + proc.stderr)
         tar = subprocess.run(
-            [*ssh.argv(address), "tar -C /var/log -cf - xen"], capture_output=True, timeout=120, check=False
+            [*ssh.argv(address), "tar -C /var/log/xen -cf - ."], capture_output=True, timeout=120, check=False
         )
         if tar.returncode != 0:
             raise OSError(tar.stderr.decode(errors="replace").strip() or f"tar exited {tar.returncode}")
         subprocess.run(["tar", "-C", dest, "-xf", "-"], input=tar.stdout, check=True, timeout=60)
-        save_hvm_serial_consoles(ssh, address, dest / "xen/console")
+        save_hvm_serial_consoles(ssh, address, dest / "console")
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("could not save the Xen state of %s into %s: %s", address, dest, exc)
         return False
-    log.info("Xen state of %s saved in %s (guest consoles in xen/console/)", address, dest)
+    log.info("Xen state of %s saved in %s (guest consoles in console/)", address, dest)
     return True
 
 
