@@ -259,11 +259,12 @@ class ResetLoop:
         self.limit = limit
 
     def check(self) -> None:
+        events = self.events.select()
         for node, paths in self.entries.items():
-            acks = self.events.select(kind="ack", node=node)
-            if not acks or self.events.select(kind="booted", node=node):
+            acks = [e for e in events if e.kind == "ack" and e.node == node]
+            if not acks or any(e.kind == "booted" and e.node == node for e in events):
                 continue
-            reads = [e for e in self.events.select(path=paths.__contains__) if e.seen >= acks[0].seen]
+            reads = [e for e in events if e.path in paths and e.seen >= acks[0].seen]
             if len(reads) >= self.limit:
                 raise ProductFailure(
                     f"{node}: its installed system does not come up: since its install ack it went back to its "

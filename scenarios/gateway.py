@@ -22,6 +22,7 @@ from lab.lab import Lab, LabSpec, spec_from_profiles
 from lab.profiles import compile_for_lab
 from lab.vm import DiskConfig
 from netboot_stack.events import Event, ResetLoop
+from quattor.aii.nbp import IPXE_DIR, PXELINUX_DIR
 from scenarios.host_install import install_host
 
 log = logging.getLogger("xenlab.gateway")
@@ -115,7 +116,7 @@ def install_guests(lab: Lab, gateway: Gateway) -> dict[str, Event]:
 def entry_paths(lab: Lab, guest: str) -> frozenset[str]:
     """Where the install server serves the guest's AII entry: its pxelinux config and its iPXE script."""
     boot = lab.node_boot(guest)
-    return frozenset({f"pxelinux.cfg/{boot.mac_name}", f"ipxe/{boot.ipxe_name}"})
+    return frozenset({f"{PXELINUX_DIR}/{boot.mac_name}", f"{IPXE_DIR}/{boot.ipxe_name}"})
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class GuestJourney:
     """A guest's milestones in the install server's log, in order."""
 
     pypxeboot_lease: Event  # pypxeboot in dom0 for the guest's MAC (an HVM guest: its own PXE firmware)
-    config_read: Event  # AII's entry: pxelinux's by TFTP from dom0 (pypxeboot), or an HVM guest's iPXE script
+    config_read: Event  # AII's entry, read by pypxeboot in dom0, or by an HVM guest's own PXE firmware's pxelinux
     installer_lease: Event  # the installer, inside the guest
     kickstart: Event
     payload: Event
