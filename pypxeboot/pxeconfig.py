@@ -5,9 +5,17 @@ IPv4 address in upper-case hex shortened one digit at a time (`0A4D0032`, `0A4D0
 `default`.
 
 Directives understood: DEFAULT, LABEL, KERNEL/LINUX, APPEND (global or per label; `-` for none), INITRD,
-LOCALBOOT, IPAPPEND, comments.  Directives that only shape an interactive menu (PROMPT, TIMEOUT, SAY,
-MENU …) are ignored.  Anything else is an error naming its line: a config that asks for something
+LOCALBOOT, IPAPPEND, MENU DEFAULT, comments.  As in PXELINUX, a LABEL's name is the rest of its line
+(AII 1.x and the AII 2.0 pxelinux plug-in wrote `label Install Scientific Linux 4.4 (i386)`), and DEFAULT
+names a label by the rest of its line too; a DEFAULT whose first word is a label and whose other words
+are not is that label with those words added to its arguments, as PXELINUX's command line does.
+Directives that only shape an interactive menu (PROMPT, TIMEOUT, SAY, MENU LABEL, TEXT HELP … ENDTEXT …)
+are read and ignored.  Anything else is an error naming its line: a config that asks for something
 pypxeboot cannot do must not boot something else.
+
+Lines end at `\n` only (and a `\r` before it).  Every other control character (C0, DEL, C1, the Unicode
+line and paragraph separators) is an error before anything is downloaded: `splitlines()` would cut a
+line at `\x0b` or U+2028 and turn the rest of an APPEND into a directive.
 """
 
 from __future__ import annotations
@@ -53,6 +61,11 @@ IGNORED = {
 }
 
 
+def _is_control(c: str) -> bool:
+    o = ord(c)
+    return (o < 0x20 and c != "\t") or 0x7F <= o <= 0x9F or c in "\u2028\u2029"
+
+
 def lookup_names(mac: str, address: ipaddress.IPv4Address, prefix: str = "") -> list[str]:
     hexip = f"{int(address):08X}"
     names = ["01-" + mac.lower().replace(":", "-")] + [hexip[:n] for n in range(8, 0, -1)] + ["default"]
@@ -82,20 +95,31 @@ class BootChoice:
 
 @dataclass
 class Config:
-    default: str | None = None
+    default: str | None = None  # the DEFAULT line (a label, maybe followed by extra arguments)
+    menu_default: str | None = None  # the label carrying MENU DEFAULT (menu.c32 configs)
     append: list[str] = field(default_factory=list)
     ipappend: int = 0
     labels: dict[str, Label] = field(default_factory=dict)
 
-    def choose(self, wanted: str | None, *, ip_info: str, bootif: str) -> BootChoice:
-        name = wanted or self.default
-        if name is None:
+    def resolve(self, wanted: str | None) -> tuple[str, list[str]]:
+        """The label to boot and the extra arguments its command line adds (`DEFAULT linux single`)."""
+        line = wanted or self.default or self.menu_default
+        if line is None:
             if len(self.labels) == 1:
-                name = next(iter(self.labels))
-            else:
-                raise BootError("config", f"no DEFAULT and no --label; labels: {', '.join(self.labels) or 'none'}")
-        if name not in self.labels:
-            raise BootError("config", f"no label {name!r}; labels: {', '.join(self.labels) or 'none'}")
+                return next(iter(self.labels)), []
+            raise BootError("config", f"no DEFAULT and no --label; labels: {self._names()}")
+        if line in self.labels:
+            return line, []
+        first, *extra = line.split()
+        if first in self.labels:
+            return first, extra
+        raise BootError("config", f"no label {line!r}; labels: {self._names()}")
+
+    def _names(self) -> str:
+        return ", ".join(repr(n) for n in self.labels) or "none"
+
+    def choose(self, wanted: str | None, *, ip_info: str, bootif: str) -> BootChoice:
+        name, extra = self.resolve(wanted)
         label = self.labels[name]
         if label.localboot is not None:
             return BootChoice(name, None, (), (), True)
@@ -110,6 +134,7 @@ class Config:
                     initrds = [p for p in token.removeprefix("initrd=").split(",") if p]
             else:
                 args.append(token)
+        args += extra
         ipappend = label.ipappend or self.ipappend
         if ipappend & 1:
             args.append(ip_info)
@@ -130,9 +155,10 @@ def parse(data: bytes, source: str = "config") -> Config:
     config = Config()
     current: Label | None = None
     in_text = False
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):
         where = f"{source} line {number}"
-        if any(ord(c) < 0x20 and c != "\t" for c in raw):
+        raw = raw.removesuffix("\r")
+        if any(_is_control(c) for c in raw):
             raise BootError(where, "control characters in the config")
         line = raw.strip()
         if in_text:
@@ -140,18 +166,14 @@ def parse(data: bytes, source: str = "config") -> Config:
             continue
         if not line or line.startswith("#"):
             continue
-        keyword, _, rest = line.partition(" ")
+        keyword, _, rest = line.replace("\t", " ").partition(" ")
         keyword, rest = keyword.lower(), rest.strip()
-        if (
-            keyword in ("kernel", "linux", "initrd", "append", "localboot", "ipappend")
-            and current is None
-            and keyword not in ("append", "ipappend")
-        ):
+        if keyword in ("kernel", "linux", "initrd", "localboot") and current is None:
             raise BootError(where, f"{keyword.upper()} outside a LABEL")
         if keyword == "default":
-            config.default = _one_word(rest, where)
+            config.default = _rest(rest, where)
         elif keyword == "label":
-            name = _one_word(rest, where)
+            name = _rest(rest, where)
             if name in config.labels:
                 raise BootError(where, f"label {name!r} defined twice")
             current = config.labels[name] = Label(name)
@@ -176,13 +198,22 @@ def parse(data: bytes, source: str = "config") -> Config:
                 config.ipappend = value
             else:
                 current.ipappend = value
+        elif keyword == "menu" and rest.lower() == "default" and current is not None:
+            config.menu_default = current.name
         elif keyword == "text":
-            in_text = True
+            in_text = True  # TEXT HELP … ENDTEXT: a help text for the menu, never a directive
         elif keyword in IGNORED:
             continue
         else:
             raise BootError(where, f"unsupported directive {keyword.upper()!r}")
     return config
+
+
+def _rest(rest: str, where: str) -> str:
+    """A label name: the rest of the line, inner spaces kept (PXELINUX's reading)."""
+    if not rest:
+        raise BootError(where, "expected a label name")
+    return " ".join(rest.split())
 
 
 def _one_word(rest: str, where: str) -> str:

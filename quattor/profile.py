@@ -1,4 +1,5 @@
-"""Compiled Quattor profiles (panc's JSON form) and the validating reader every component uses.
+"""Compiled Quattor profiles (panc's JSON form, or its XML form as 2007's CCM fetched it) and the validating
+reader every component uses.
 
 A component reads its subtree once, at the edge, into typed objects.  A bad value fails there with the
 profile path and what was expected; an unknown key is warned about, never silently ignored:
@@ -17,6 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from quattor import panxml
 
 T = TypeVar("T")
 MAX_PROFILE = 16 * 1024 * 1024
@@ -64,7 +67,8 @@ class Profile:
 
 
 def load(location: str | Path) -> Profile:
-    """Read a profile from a file or an http(s) URL (a Quattor profile server)."""
+    """Read a profile, JSON or panc's XML (`quattor.panxml`), from a file or an http(s) URL (a Quattor profile
+    server).  The form is told by the content, not by the name."""
     text = str(location)
     try:
         if text.startswith(("http://", "https://")):
@@ -76,6 +80,11 @@ def load(location: str | Path) -> Profile:
         raise ProfileError("/", f"cannot read the profile {text}: {getattr(exc, 'reason', exc)}") from None
     if len(data) > MAX_PROFILE:
         raise ProfileError("/", f"the profile {text} is larger than {MAX_PROFILE} bytes")
+    if panxml.looks_like_xml(data):
+        try:
+            return Profile(panxml.parse(data), text)
+        except panxml.PanXmlError as exc:
+            raise ProfileError(exc.path, f"{text} is not a compiled profile in panc's XML form: {exc}") from None
     try:
         tree = json.loads(data)
     except ValueError as exc:
@@ -83,6 +92,24 @@ def load(location: str | Path) -> Profile:
     if not isinstance(tree, dict):
         raise ProfileError("/", f"{text}: expected an object at the top")
     return Profile(tree, text)
+
+
+PROFILE_FORMS = ("json", "xml")  # what a profile server may hold for a node: panc's JSON, or its XML
+
+
+def load_node(base: str | Path, host: str, prefix: str = "profile_") -> Profile:
+    """The node's profile in a directory or at a profile server's URL: `<prefix><host>.json`, else
+    `<prefix><host>.xml` (AII 1.x's default name)."""
+    tried = []
+    for form in PROFILE_FORMS:
+        location = f"{str(base).rstrip('/')}/{prefix}{host}.{form}"
+        try:
+            return load(location)
+        except ProfileError as exc:
+            if exc.path != "/" or "cannot read the profile" not in str(exc):
+                raise  # it is there, and wrong: say so, never fall back past it
+            tried.append(location)
+    raise ProfileError("/", f"no profile for {host}: tried {' and '.join(tried)}")
 
 
 class Reader:

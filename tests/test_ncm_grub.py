@@ -110,3 +110,37 @@ def test_an_argument_grub_would_interpret_is_refused(tmp_path: Path) -> None:
             tmp_path,
             tree(kernels=[dict(HOST["software"]["components"]["grub"]["kernels"][0], kernelargs="ro; reboot")]),
         )
+
+
+def qwg_kernels() -> list[dict[str, Any]]:
+    """A 2007 host's list as the QWG `xen/grub.pan` template and the kernel RPM left it (upstream-behaviour.md
+    4.3): the plain kernel first, the Xen entry second, `-token` removals in both."""
+    return [
+        {
+            "kernelpath": f"/vmlinuz-{VERSION}",
+            "kernelargs": "ro root=LABEL=/ rhgb quiet",
+            "initrd": f"/initrd.img-{VERSION}",
+        },
+        {
+            "multiboot": "/xen-4.17-amd64.gz",
+            "mbargs": "dom0_mem=400M -noreboot",
+            "title": f"Xen 4.17 / XenLinux {VERSION}",
+            "kernelpath": f"/vmlinuz-{VERSION}",
+            "kernelargs": "max_loop=128 root=LABEL=/ ro console=tty0 -quiet",
+            "initrd": f"/initrd.img-{VERSION}",
+        },
+    ]
+
+
+def test_removals_never_reach_a_command_line(tmp_path: Path, script_check: Any) -> None:
+    boot_files(tmp_path)
+    configure(tmp_path, tree(kernels=qwg_kernels(), args="-quiet -rhgb console=ttyS0", fullcontrol=True))
+    cfg = tmp_path / "boot/grub/grub.cfg"
+    check(script_check, cfg)
+    text = cfg.read_text()
+    assert f"\tlinux /boot/vmlinuz-{VERSION} ro root=LABEL=/ console=ttyS0\n" in text  # `args` on the plain entry
+    assert f"\tmodule2 /boot/vmlinuz-{VERSION} placeholder max_loop=128 root=LABEL=/ ro console=tty0\n" in text
+    assert "\tmultiboot2 /boot/xen-4.17-amd64.gz placeholder dom0_mem=400M\n" in text
+    assert " -quiet" not in text and " -rhgb" not in text and " -noreboot" not in text
+    # The Xen entry is second in the list, and still the default: its dom0 kernel is the default kernel.
+    assert "set default='ncm-grub-xen-1'" in text and "ncm-grub-default" not in text

@@ -30,7 +30,7 @@ def boot_files(root: Path) -> None:
 
 
 def test_pre_dependencies_run_first() -> None:
-    assert ncd.order(profile(HOST), ["xen"]) == ["grub", "xen"]
+    assert ncd.order(profile(HOST), ["xen"]) == (["grub", "xen"], {})
 
 
 def test_a_dependency_cycle_is_named() -> None:
@@ -81,6 +81,55 @@ def test_a_failing_component_fails_the_run_and_its_dependents(
     out = capsys.readouterr().out
     assert code == 1
     assert "[ERROR] grub: failed:" in out and "[ERROR] xen: failed: not run, its dependency grub failed" in out
+
+
+def qwg_host() -> dict:
+    """The host as a QWG-compiled 2007 profile: every component depends on spma (upstream-behaviour.md 4.1),
+    which ncm-ncd here does not carry."""
+    t = host_without_lvm()
+    for name in ("grub", "xen"):
+        t["software"]["components"][name]["dependencies"] = {"pre": ["spma"]}
+    t["software"]["components"]["spma"] = {"active": True, "dispatch": True, "packages": {}}
+    return t
+
+
+def test_a_dependency_not_installed_is_that_components_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    boot_files(tmp_path)
+    code = ncd.main(["--configure", "--all", "--profile", str(write(tmp_path, qwg_host())), "--root", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "[ERROR] grub: failed: not run, it depends on spma, not installed here (--nodeps ignores it)" in captured.out
+    assert "[ERROR] xen: failed: not run, it depends on spma" in captured.out
+    assert "component spma is in the profile but not installed here; skipped" in captured.err
+
+
+def test_nodeps_ignores_dependencies_not_installed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    boot_files(tmp_path)
+    argv = ["--configure", "--all", "--nodeps", "--profile", str(write(tmp_path, qwg_host())), "--root", str(tmp_path)]
+    assert ncd.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "[OK] grub: ok" in out and "[OK] xen: ok" in out
+    assert (tmp_path / "etc/xen/cagnode51.cfg").exists()
+
+
+def test_a_crashing_component_is_reported_and_the_others_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quattor.ncm.components.grub import GrubComponent
+
+    def crash(self: object, profile: object, ctx: object) -> None:
+        raise KeyError("kernels")
+
+    monkeypatch.setattr(GrubComponent, "configure", crash)
+    t = host_without_lvm()
+    del t["software"]["components"]["xen"]["dependencies"]
+    code = ncd.main(["--configure", "--all", "--profile", str(write(tmp_path, t)), "--root", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "[ERROR] grub: failed: the component crashed (KeyError: 'kernels'); this is a bug in it" in out
+    assert "[OK] xen: ok" in out
 
 
 @pytest.mark.parametrize(

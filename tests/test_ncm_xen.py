@@ -69,10 +69,49 @@ def test_missing_file_disk_is_created_sparse_and_never_touched_again(tmp_path: P
     assert "memory = 512" in (tmp_path / "etc/xen/cagnode50.cfg.old").read_text()
 
 
-def test_create_filesystems_false_reports_instead_of_creating(tmp_path: Path) -> None:
-    configure(tmp_path, xen_tree(file_only(SEED), create_filesystems=False))
-    assert not (tmp_path / "var/xen-grid/cagnode50/fs/disk").exists()
-    assert (tmp_path / "etc/xen/cagnode50.cfg").exists()
+# A 2007 Grid-Ireland host as the QWG templates compiled it (upstream-behaviour.md 3.1 and 3.3):
+# create_filesystems false (the templates' default), the 0.1.x list form, the 2007 disk key `device`,
+# a file disk ("Files or LVs specified but not existing are created", the talk says).
+QWG_2007 = {
+    "software": {
+        "components": {
+            "xen": {
+                "active": True,
+                "dispatch": True,
+                "dependencies": {"pre": ["spma"]},
+                "create_filesystems": False,
+                "create_domains": False,
+                "domains": [
+                    {
+                        "name": "gridmon",
+                        "memory": 256,
+                        "bootloader": "/usr/bin/pypxeboot",
+                        "bootargs": "vif[0]",
+                        "vif": "[ 'mac=AA:00:86:e2:35:7a' ]",
+                        "disk": [
+                            {"type": "file", "path": "/var/xen/gridmon/disk", "device": "sda1", "rw": "w", "size": 4096}
+                        ],
+                    }
+                ],
+            }
+        }
+    }
+}
+
+
+def test_missing_file_disks_are_made_whatever_create_filesystems_says(tmp_path: Path, capsys: Any) -> None:
+    configure(tmp_path, QWG_2007)
+    disk = tmp_path / "var/xen/gridmon/disk"
+    assert disk.stat().st_size == 4096 * 2**20 and disk.stat().st_blocks == 0  # made, and sparse
+    assert "created although create_filesystems is false" in capsys.readouterr().err
+    assert "vdev=sda1" in (tmp_path / "etc/xen/gridmon.cfg").read_text()
+
+
+def test_create_filesystems_false_still_leaves_missing_volumes_alone(tmp_path: Path, capsys: Any) -> None:
+    lvm_only = dict(SEED, disk=[d for d in SEED["disk"] if d["type"] == "lvm"])
+    with pytest.raises(ComponentError, match=r"1 of 1 domains failed \(cagnode50\)"):
+        configure(tmp_path, xen_tree(lvm_only, create_filesystems=False))  # no VG on this machine
+    assert (tmp_path / "etc/xen/cagnode50.cfg").exists()  # the config is still written
 
 
 def test_noaction_changes_nothing_and_says_what_it_would_do(tmp_path: Path) -> None:
@@ -157,7 +196,60 @@ def test_unknown_keys_are_warned_about(tmp_path: Path) -> None:
     assert p.warnings == ["/software/components/xen/domains/0/colour: unknown key, ignored"]
 
 
-def test_a_missing_volume_group_is_an_error_unless_asked_for(tmp_path: Path) -> None:
+def test_a_missing_volume_group_is_an_error_unless_asked_for(tmp_path: Path, capsys: Any) -> None:
     # No LVM on this machine: vgs fails, and the profile did not ask for the group to be made.
-    with pytest.raises(ComponentError, match="volume group xenvg does not exist; .*set create and path"):
+    with pytest.raises(ComponentError, match="domains failed"):
         configure(tmp_path, xen_tree(SEED))
+    err = capsys.readouterr().err
+    assert "domain cagnode50: volume group xenvg does not exist; " in err and "set create and path" in err
+
+
+def fake_xl(tmp_path: Path, *, running: tuple[str, ...] = (), failing: tuple[str, ...] = ()) -> dict[str, str]:
+    """A PATH whose `xl` says Xen is up, that `running` domains run, and fails `xl create` for `failing`."""
+    bindir = tmp_path / "fakebin"
+    bindir.mkdir()
+    (bindir / "xl").write_text(
+        "#!/bin/sh\n"
+        'case "$1" in\n'
+        "  info) echo 'host : fake'; exit 0;;\n"
+        f'  domid) for d in {" ".join(running) or "-"}; do [ "$2" = "$d" ] && exit 0; done; exit 1;;\n'
+        f'  create) for d in {" ".join(failing) or "-"}; do case "$2" in */$d.cfg) '
+        "echo 'libxl: error: bootloader failed' >&2; exit 3;; esac; done; exit 0;;\n"
+        "esac\n"
+    )
+    (bindir / "xl").chmod(0o755)
+    return {"PATH": f"{bindir}:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+
+
+def two_domains() -> dict[str, Any]:
+    """The seed's cagnode50 (its LV needs volume group xenvg, which this machine cannot have) and a file-only
+    domain: one domain's missing disk must not stop the other."""
+    other = dict(file_only(SEED), name="gridmon", vif=["mac=AA:00:86:e2:35:7a"])
+    other["disk"] = [dict(other["disk"][0], path="/var/xen/gridmon/disk")]
+    return xen_tree(SEED, other, create_domains=True)
+
+
+def test_noaction_shows_every_file_and_command_although_one_disk_cannot_be_made(tmp_path: Path, capsys: Any) -> None:
+    ctx = Context(root=tmp_path, noaction=True, env=fake_xl(tmp_path))
+    with pytest.raises(ComponentError, match=r"1 of 2 domains failed \(cagnode50\)"):
+        XenComponent().configure(profile(two_domains()), ctx)
+    err = capsys.readouterr().err
+    assert "[ERROR] domain cagnode50: volume group xenvg does not exist" in err
+    for name in ("cagnode50", "gridmon"):  # both configs, in full
+        assert f"would write /etc/xen/{name}.cfg:" in err
+        assert f'    | name = "{name}"' in err
+    assert "would create sparse file disk /var/xen/gridmon/disk" in err
+    assert f"would run xl create {tmp_path}/etc/xen/gridmon.cfg" in err  # the one that can start
+    assert f"xl create {tmp_path}/etc/xen/cagnode50.cfg" not in err  # its disk is missing: never started
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fakebin"]  # nothing written
+
+
+def test_one_domain_failing_to_start_does_not_stop_the_others(tmp_path: Path, capsys: Any) -> None:
+    tree = two_domains()
+    domains = tree["software"]["components"]["xen"]["domains"]
+    domains[0] = file_only(SEED)
+    ctx = Context(root=tmp_path, env=fake_xl(tmp_path, failing=("cagnode50",)))
+    with pytest.raises(ComponentError, match=r"1 of 2 domains failed \(cagnode50\)"):
+        XenComponent().configure(profile(tree), ctx)
+    assert "[ERROR] domain cagnode50: xl create" in capsys.readouterr().err
+    assert f"run xl create {tmp_path}/etc/xen/gridmon.cfg" in ctx.changes

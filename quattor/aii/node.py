@@ -48,7 +48,7 @@ class AiiNode:
             + (f"ks={self.kslocation}", f"ksdevice={self.ksdevice}")
             + self.append
         )
-        return BootEntry(self.label.replace(" ", "_"), self.kernel, self.initrd, args)
+        return BootEntry(self.label, self.kernel, self.initrd, args)  # as the profile names it, spaces too
 
 
 def read(profile: Profile) -> AiiNode:

@@ -3,8 +3,8 @@
   aii-shellfe --configure|--install|--boot|--status|--remove HOST... --profiles DIR|URL --root DIR
               [--http-base URL] [--payload-image NAME]
 
-For each HOST the profile `<profiles>/profile_<HOST>.json` is read (a directory, or a profile server's
-URL).  Under `--root` (the install server's served tree):
+For each HOST the profile `<profiles>/profile_<HOST>.json` (else `profile_<HOST>.xml`, panc's XML form)
+is read, from a directory or a profile server's URL.  Under `--root` (the install server's served tree):
 
 * `--configure`: the kickstart `ks/<fqdn>.ks`, the pxelinux and iPXE entries, the DHCP and DNS entries;
   a node with no state yet is set to boot from its disk.
@@ -22,14 +22,10 @@ from pathlib import Path
 
 from quattor.aii import dhcp, ks, node
 from quattor.aii.nbp import NbpTree
-from quattor.profile import ProfileError, load
+from quattor.profile import ProfileError, load_node
 
 KS_DIR = "ks"
 DHCP_DIR = "aii"
-
-
-def profile_location(base: str, host: str) -> str:
-    return f"{base.rstrip('/')}/profile_{host}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     for host in args.hosts:
         try:
-            aii = node.read(load(profile_location(args.profiles, host)))
+            aii = node.read(load_node(args.profiles, host))
             result = run(args.action, aii, tree, entries, args)
             print(f"[INFO] aii-shellfe: {aii.fqdn}: {result}")
         except (ProfileError, OSError, ValueError) as exc:

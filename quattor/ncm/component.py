@@ -49,11 +49,19 @@ class Context:
     def warn(self, message: str) -> None:
         print(f"[WARN] {message}", file=sys.stderr, flush=True)
 
+    def error(self, message: str) -> None:
+        print(f"[ERROR] {message}", file=sys.stderr, flush=True)
+
     def change(self, message: str) -> bool:
         """Record a change; returns whether to really make it (False under --noaction)."""
         self.changes.append(message)
         self.info(("would " if self.noaction else "") + message)
         return not self.noaction
+
+    def show(self, absolute: str, content: str) -> None:
+        """Under --noaction: the whole file that would be written, so it can be reviewed before it is."""
+        body = "".join(f"    | {line}\n" for line in content.splitlines())
+        print(f"[INFO] would write {absolute}:\n{body}", end="", file=sys.stderr, flush=True)
 
     def run(
         self, argv: list[str], *, changes: bool, check: bool = True, timeout: float = 600
@@ -82,6 +90,7 @@ class Context:
         if target.is_file() and target.read_text() == content:
             return False
         if not self.change(f"{'update' if target.exists() else 'create'} {absolute}"):
+            self.show(absolute, content)
             return True
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():

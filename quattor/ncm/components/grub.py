@@ -10,6 +10,12 @@ Debian's update-grub wrote stays (running ncm-grub after update-grub puts the bl
 ncm-grub writes the whole file.  Each entry finds its partition with `search --file`, so the same paths
 work whether /boot is separate or not.  A kernel, hypervisor or initrd missing on disk is an error naming
 the path.  Idempotent: an unchanged menu is not rewritten.
+
+Arguments use ncm-grub's syntax everywhere (`kernelargs`, `mbargs`, `args`): `tok` adds (replacing a
+token with the same key), `-tok` removes it; a removal never reaches a command line.  `args`, the default
+kernel's arguments, is applied on top of the `kernelargs` of each plain (non-Xen) entry that boots the
+default kernel, as 2007's `grubby --update-kernel=<default> --args=… --remove-args=…` did (grubby's
+"kernel" of a Xen entry is the hypervisor, so that command never touched dom0's arguments either).
 """
 
 from __future__ import annotations
@@ -130,7 +136,8 @@ def entries(config: GrubConfig, exists: Callable[[str], bool]) -> list[Entry]:
     for index, k in enumerate(config.kernels):
         kernel = need(f"{p}/{k.kernelpath.lstrip('/')}", "kernel", k.profile_path)
         initrd = need(f"{p}/{k.initrd.lstrip('/')}", "initrd", k.profile_path) if k.initrd else None
-        args = " ".join(k.kernelargs)
+        own = apply_args((), k.kernelargs)
+        args = " ".join(own if k.multiboot or kernel != default_kernel else apply_args(own, config.args))
         if k.multiboot:
             xen = need(f"{p}/{k.multiboot.lstrip('/')}", "hypervisor", k.profile_path)
             body = [
@@ -139,7 +146,7 @@ def entries(config: GrubConfig, exists: Callable[[str], bool]) -> list[Entry]:
                 "insmod multiboot2",
                 "insmod gzio",
                 f"search --no-floppy --file --set=root {xen}",
-                f"multiboot2 {xen} placeholder {' '.join(k.mbargs)}".rstrip(),
+                f"multiboot2 {xen} placeholder {' '.join(apply_args((), k.mbargs))}".rstrip(),
                 f"module2 {kernel} placeholder {args}".rstrip(),
             ]
             if initrd:
@@ -167,7 +174,7 @@ def entries(config: GrubConfig, exists: Callable[[str], bool]) -> list[Entry]:
             "insmod ext2",
             "insmod gzio",
             f"search --no-floppy --file --set=root {kernel}",
-            f"linux {kernel} {' '.join(config.args)}".rstrip(),
+            f"linux {kernel} {' '.join(apply_args((), config.args))}".rstrip(),
         ]
         if exists(initrd):
             body.append(f"initrd {initrd}")

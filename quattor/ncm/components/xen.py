@@ -6,10 +6,14 @@
   `install_options` go to `/etc/xen/<name>.start`, used for the first start of a domain whose disk was
   created in the same run.
 * Disks: a missing file disk is created **sparse** (`truncate`, no blocks written) in a new directory if
-  needed; a missing logical volume is created with `lvcreate`; a missing volume group only when the disk
-  says `create` and names its physical volume in `path`.  `create_filesystems: false` reports missing disks
-  instead.  An existing file or volume is never resized, overwritten or removed: a size that differs is a
-  warning.
+  needed, whatever `create_filesystems` says (as the 2007 component did: the flag was only logged, and
+  the QWG templates default it to false); a missing logical volume is created with `lvcreate` unless
+  `create_filesystems` is false; a missing volume group only when the disk says `create` and names its
+  physical volume in `path`.  An existing file or volume is never resized, overwritten or removed: a
+  size that differs is a warning.
+* One domain's problem (a disk that cannot be made, a failed `xl create`) does not stop the others: every
+  domain is configured, each failure is reported with its profile path, and the component fails at the
+  end naming the domains that did not make it.
 * `auto` true links `/etc/xen/auto/<name>.cfg`, false removes the link, absent leaves it.
 * `create_domains`: `xl create` for each domain not running; running ones are left alone.  When xl or
   Xen is not up yet (first boot, before xen.service), configs and disks are still written and the
@@ -59,16 +63,28 @@ class XenComponent:
     def configure(self, profile: Profile, ctx: Context) -> None:
         config = xen_model.read(profile.reader("/software/components/xen"))
         fresh: set[str] = set()
+        failed: dict[str, str] = {}  # domain -> why, in profile order
         for domain in config.domains:
             for disk in _all_disks(domain):
-                if self.ensure_disk(disk, ctx, allowed=config.create_filesystems):
-                    fresh.add(domain.key)
+                try:
+                    if self.ensure_disk(disk, ctx, allowed=config.create_filesystems):
+                        fresh.add(domain.key)
+                except ComponentError as exc:
+                    ctx.error(f"domain {domain.key}: {exc}")
+                    failed.setdefault(domain.key, str(exc))
+            # Its config is written even when a disk is missing: a config starts nothing by itself.
             ctx.write_file(f"{XEN_DIR}/{domain.key}.cfg", render(domain.options))
             if domain.install_options is not None:
                 ctx.write_file(f"{XEN_DIR}/{domain.key}.start", render(domain.install_options))
             self.auto_link(domain, ctx)
         if config.create_domains:
-            self.start_domains(config.domains, fresh, ctx)
+            startable = [d for d in config.domains if d.key not in failed]
+            failed.update(self.start_domains(startable, fresh, ctx))
+        if failed:
+            names = ", ".join(sorted(failed, key=[d.key for d in config.domains].index))
+            raise ComponentError(
+                f"{len(failed)} of {len(config.domains)} domains failed ({names}); see the errors above"
+            )
 
     # --- disks ---------------------------------------------------------------------------------------------
     def ensure_disk(self, disk: Disk, ctx: Context, *, allowed: bool) -> bool:
@@ -85,7 +101,9 @@ class XenComponent:
         assert disk.path
         target = ctx.path(disk.path)
         actual = target.stat().st_size // (1024 * 1024) if target.exists() else None
-        if not self._must_create(disk, disk.path, actual, ctx, allowed):
+        if actual is None and not allowed:
+            ctx.info(f"{disk.path} is missing: created although create_filesystems is false (as ncm-xen always did)")
+        if not self._must_create(disk, disk.path, actual, ctx, True):
             return False
         if ctx.change(f"create sparse file disk {disk.path} ({disk.size_mib} MiB)"):
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -150,19 +168,26 @@ class XenComponent:
         elif not domain.auto and link.is_symlink() and ctx.change(f"remove {XEN_DIR}/auto/{domain.key}.cfg"):
             link.unlink()
 
-    def start_domains(self, domains: Iterable[Domain], fresh: set[str], ctx: Context) -> None:
+    def start_domains(self, domains: Iterable[Domain], fresh: set[str], ctx: Context) -> dict[str, str]:
+        """`xl create` each domain that is not running; returns the domains that failed to start, and why."""
+        failed: dict[str, str] = {}
         info = ctx.run(["xl", "info"], changes=False, check=False)
         if info.returncode != 0:
             why = "xl is not installed" if info.returncode == 127 else "Xen is not running yet (xl info failed)"
             ctx.info(f"{why}: configs and disks are in place, the domains will start when Xen is up")
-            return
+            return failed
         for domain in domains:
             if ctx.run(["xl", "domid", domain.options.name], changes=False, check=False).returncode == 0:
                 ctx.info(f"domain {domain.options.name} is running; left alone")
                 continue
             use_install = domain.install_options is not None and domain.key in fresh
             config = f"{XEN_DIR}/{domain.key}.{'start' if use_install else 'cfg'}"
-            ctx.run(["xl", "create", str(ctx.path(config))], changes=True, timeout=300)
+            try:
+                ctx.run(["xl", "create", str(ctx.path(config))], changes=True, timeout=300)
+            except ComponentError as exc:
+                ctx.error(f"domain {domain.key}: {exc}")
+                failed[domain.key] = str(exc)
+        return failed
 
 
 def _all_disks(domain: Domain) -> list[Disk]:
