@@ -30,12 +30,13 @@ from types import FrameType
 
 from images import catalog
 from images.recipes import dummy_installer, server_rootfs
-from lab import accel, netns, preflight, registry, ssh
+from lab import accel, netns, preflight, registry, ssh, topology
 from lab.errors import PreflightError, ProductFailure
 from lab.network import LabNetwork, NetworkConfig, tap_name
 from lab.paths import new_run_dir, work_root
 from lab.process import run
 from lab.timeline import Timeline
+from lab.topology import Site
 from lab.vm import DiskConfig, NicConfig, Vm, VmConfig
 from netboot_stack.config import InstallServerConfig, ServedNode
 from netboot_stack.events import Event
@@ -78,6 +79,8 @@ class LabSpec:
     nodes: tuple[NodeSpec, ...] = ()
     domain: str = "xenlab.test"
     subnet: ipaddress.IPv4Network = field(default=ipaddress.IPv4Network("10.77.0.0/24"))
+    server_name: str = "gridinstall"  # the install server's host name, in `domain`
+    server_host: int = 1  # its host number inside `subnet`
 
     def node(self, name: str) -> NodeSpec:
         for n in self.nodes:
@@ -86,28 +89,23 @@ class LabSpec:
         raise PreflightError(f"the lab has no node {name!r}", hint=f"nodes: {', '.join(n.name for n in self.nodes)}")
 
 
-def spec_from_profiles(label: str, profiles: Path, names: Iterable[str], **node_options: object) -> LabSpec:
-    """A lab whose nodes are the profiles' machines: their names, MACs and addresses (in one /24), read the way
-    AII reads them."""
-    from quattor.aii import node as aii_node
-    from quattor.profile import ProfileError, load
-
+def spec_from_profiles(label: str, profiles: Path | Site, names: Iterable[str], **node_options: object) -> LabSpec:
+    """A lab whose nodes are the profiles' machines (their names, MACs and addresses, read the way AII reads
+    them) and whose install server, subnet and domain are the install server's profile's."""
+    site = profiles if isinstance(profiles, Site) else topology.read_site(profiles)
     nodes = []
-    subnet = None
-    domain = None
     for name in names:
-        try:
-            aii = aii_node.read(load(profiles / f"profile_{name}.json"))
-        except ProfileError as exc:
-            raise PreflightError(f"profile {name}: {exc}", hint=f"fix {profiles}/profile_{name}.json") from None
-        net = ipaddress.IPv4Network(f"{aii.ip}/24", strict=False)
-        if subnet not in (None, net):
-            raise PreflightError(f"profile {name}: {aii.ip} is outside the lab subnet {subnet}")
-        subnet, domain = net, aii.domain
-        host = int(aii.ip) - int(net.network_address)
+        aii = site.installed(name)
+        host = int(aii.ip) - int(site.subnet.network_address)
         nodes.append(NodeSpec(name, host=host, mac=aii.mac, by_aii=True, **node_options))  # type: ignore[arg-type]
-    assert subnet is not None and domain is not None
-    return LabSpec(label, tuple(nodes), domain=domain, subnet=subnet)
+    return LabSpec(
+        label,
+        tuple(nodes),
+        domain=site.domain,
+        subnet=site.subnet,
+        server_name=site.server.name,
+        server_host=int(site.server.ip) - int(site.subnet.network_address),
+    )
 
 
 def check_spec(spec: LabSpec) -> None:
@@ -179,14 +177,21 @@ class Lab:
             self.work_dir.mkdir(parents=True)
             self.stack.callback(shutil.rmtree, self.work_dir, True)
             self.stack.callback(self._save_report)
-            self.network = NetworkConfig(self.slot.lab_id, subnet=self.spec.subnet)
+            self.network = NetworkConfig.around(
+                self.slot.lab_id,
+                self.spec.subnet,
+                self.spec.subnet.network_address + self.spec.server_host,
+                used=[n.host for n in self.spec.nodes],
+            )
             self.slot.note(namespaces=self.network.netns)
             self.slot.note(namespaces=self.network.server_netns)
             self.net = self.stack.enter_context(LabNetwork(self.network))
             served = tuple(
                 ServedNode(n.name, self.mac(n.name), self.ip(n.name), n.route, n.by_aii) for n in self.spec.nodes
             )
-            config = InstallServerConfig(self.network, domain=self.spec.domain, nodes=served)
+            config = InstallServerConfig(
+                self.network, domain=self.spec.domain, server_name=self.spec.server_name, nodes=served
+            )
             self.server = InstallServer(
                 config, slot=self.slot, work_dir=self.work_dir, log_dir=self.run_dir / "install-server", rootfs=rootfs
             )
@@ -309,7 +314,7 @@ class Lab:
         if name in self.vms:
             return self.vms[name]
         node = self.spec.node(name)
-        tap = self.net.add_tap(tap_name(name))
+        tap = self.net.add_tap(tap_name(self.spec.nodes.index(node), name))
         assert self.run_dir is not None
         config = VmConfig(
             name=name,

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lab import netns
+from lab.errors import PreflightError
 
 log = logging.getLogger("xenlab.network")
 
@@ -33,7 +35,26 @@ class NetworkConfig:
     subnet: ipaddress.IPv4Network = field(default=ipaddress.IPv4Network("10.77.0.0/24"))
     server_host: int = 1  # the install server's host number inside the subnet
     observer_host: int = 254  # the harness's own address on the bridge (DNS checks, SSH to nodes)
+    pool: tuple[int, int] = (200, 249)  # host numbers dnsmasq may give to clients it does not know
     ula_prefix: ipaddress.IPv6Network = field(default=ipaddress.IPv6Network("fd77::/64"))
+
+    @classmethod
+    def around(
+        cls, lab_id: str, subnet: ipaddress.IPv4Network, server: ipaddress.IPv4Address, used: Iterable[int]
+    ) -> NetworkConfig:
+        """A site's subnet, any prefix length: the install server where its profile puts it, the observer on the
+        highest free address, a small pool on the highest free run below it, clear of every node."""
+        taken = {int(server) - int(subnet.network_address), *used}
+        free = [h for h in range(subnet.num_addresses - 2, 0, -1) if h not in taken]
+        if len(free) < 2:
+            raise PreflightError(f"the subnet {subnet} has no free address for the lab's observer and DHCP pool")
+        observer, rest = free[0], free[1:]
+        run = [rest[0]]
+        for h in rest[1:]:
+            if h != run[-1] - 1 or len(run) == POOL_SIZE:
+                break
+            run.append(h)
+        return cls(lab_id, subnet, taken_server(subnet, server), observer, (run[-1], run[0]))
 
     @property
     def netns(self) -> str:
@@ -58,13 +79,33 @@ class NetworkConfig:
     @property
     def dynamic_range(self) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
         """A small pool for unknown clients; nodes always get their static address."""
-        return self.subnet.network_address + 200, self.subnet.network_address + 249
+        return self.subnet.network_address + self.pool[0], self.subnet.network_address + self.pool[1]
+
+    @property
+    def reverse_zones(self) -> tuple[str, ...]:
+        """The in-addr.arpa zones that hold the subnet's addresses: its /24's, one per /24 it spans (a /23 has
+        two), or one per /16 for a subnet wider than a /16."""
+        octets = 3 if self.subnet.prefixlen >= 16 else 2
+        nets = [self.subnet] if self.subnet.prefixlen >= 8 * octets else self.subnet.subnets(new_prefix=8 * octets)
+        zones = {".".join(reversed(str(n.network_address).split(".")[:octets])) + ".in-addr.arpa" for n in nets}
+        return tuple(sorted(zones))
 
 
-def tap_name(vm_name: str, index: int = 0) -> str:
-    """Interface names are 15 bytes at most; a tap is named after its VM and NIC index."""
-    stem = "".join(c for c in vm_name if c.isalnum())[:9]
-    return f"t{index}-{stem}"
+POOL_SIZE = 16
+
+
+def taken_server(subnet: ipaddress.IPv4Network, server: ipaddress.IPv4Address) -> int:
+    if server not in subnet or server in (subnet.network_address, subnet.broadcast_address):
+        raise PreflightError(f"the install server's address {server} is not a host address of {subnet}")
+    return int(server) - int(subnet.network_address)
+
+
+def tap_name(node_index: int, vm_name: str, nic: int = 0) -> str:
+    """Interface names are 15 bytes at most: a tap is named by its node's index in the lab, which makes it
+    unique whatever the node names, then the NIC and as much of the name as fits (for a person reading)."""
+    prefix = f"t{node_index}n{nic}-"
+    stem = "".join(c for c in vm_name if c.isalnum())[: 15 - len(prefix)]
+    return prefix + stem
 
 
 class LabNetwork:

@@ -5,17 +5,22 @@ Debian moves its kernel on (6.1.0-56 to 6.1.0-57, say: the old packages leave th
 builder can only fetch the new one).  The lab does the same on the compiled JSON: the version a profile
 declares at `/system/kernel/version` is replaced, wherever that profile names it (ncm-grub's kernel paths
 and titles too), by the release of the kernel the lab's payloads carry.  The lab's SSH key goes into every
-kickstart's `sshkey`, so that the harness can log in.  The source directory is never written.
+kickstart's `sshkey`, so that the harness can log in.  Profiles may come in panc's JSON or XML form; the
+lab's copies are JSON (its ncm-ncd and AII read either, by content).  The source directory is never written.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from images.recipes import dom0
+from lab.errors import PreflightError
+from lab.topology import profile_paths
+from quattor.profile import ProfileError, load
 
 log = logging.getLogger("xenlab.profiles")
 
@@ -55,19 +60,39 @@ def compile_for_lab(
     Returns `dest`."""
     kernel_release = kernel_release or payload_kernel_release()
     dest.mkdir(parents=True, exist_ok=True)
-    sources = sorted(source.glob("profile_*.json"))
+    sources = profile_paths(source)
     if not sources:
-        raise FileNotFoundError(f"{source}: no compiled profiles (profile_<node>.json) to compile for the lab")
-    for path in sources:
-        tree = json.loads(path.read_text())
+        raise PreflightError(
+            f"{source}: no compiled profiles (profile_<node>.json or .xml) to compile for the lab",
+            hint="point --profiles at panc's output",
+        )
+    for node, path in sources.items():
+        try:
+            tree = load(path).tree
+        except ProfileError as exc:
+            raise PreflightError(str(exc), hint=f"fix {path}") from None
         declared = _get(tree, KERNEL_VERSION)
         out = retarget_kernel(tree, kernel_release)
         if out is not tree:
             log.info("%s: kernel %s -> %s (the kernel of the lab's payloads)", path.name, declared, kernel_release)
         if ssh_public_key is not None and isinstance(_get(out, SSHKEY[:-1]), dict):
             _get(out, SSHKEY[:-1])[SSHKEY[-1]] = ssh_public_key
-        (dest / path.name).write_text(json.dumps(out, indent=1))
+        (dest / f"profile_{node}.json").write_text(json.dumps(out, indent=1))
     return dest
+
+
+def keep_domains(path: Path, names: Iterable[str]) -> None:
+    """The Xen host's profile at `path` with only the ncm-xen domains named (either form of `domains`), for a
+    run that starts only those guests."""
+    tree = json.loads(path.read_text())
+    xen = tree["software"]["components"]["xen"]
+    wanted = set(names)
+    domains = xen["domains"]
+    if isinstance(domains, dict):  # the nlist form: key -> {options: {name: …}, …}
+        xen["domains"] = {k: v for k, v in domains.items() if v.get("options", {}).get("name", k) in wanted}
+    else:
+        xen["domains"] = [d for d in domains if d.get("name") in wanted]
+    path.write_text(json.dumps(tree, indent=1))
 
 
 def _get(tree: Any, path: tuple[str, ...]) -> Any:

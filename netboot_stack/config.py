@@ -102,7 +102,7 @@ def render_dnsmasq(config: InstallServerConfig, *, tftp_root: str, log_file: str
         "address=/#/",
         f"domain={config.domain}",
         f"local=/{config.domain}/",
-        f"local=/{net.subnet.network_address.reverse_pointer.split('.', 1)[1]}/",
+        *(f"local=/{zone}/" for zone in net.reverse_zones),
         "expand-hosts",
         f"host-record={config.fqdn(config.server_name)},{config.server_name},{net.server_ip}",
     ]

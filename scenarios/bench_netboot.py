@@ -55,7 +55,7 @@ def bare_run(route: str) -> dict[str, float]:
     lab = Lab(LabSpec(f"bench-bare-{route}", nodes=(NodeSpec(node, host=50, route=route),)))
     with lab:
         lab.serve_install(node, kickstart=kickstart_for(lab, node, "bare"))
-        tap = lab.net.add_tap(tap_name(node))
+        tap = lab.net.add_tap(tap_name(0, node))
         argv = [
             QEMU, *lab.accel.qemu_args(), "-m", "1024", "-nodefaults", "-vga", "none", "-display", "none",
             "-machine", "graphics=off", "-serial", "stdio", "-monitor", "none", "-no-reboot",

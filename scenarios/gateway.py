@@ -9,17 +9,17 @@ and boots what it installed, which tells the install server it is up.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from images.recipes import dom0_payload, guest_payload
-from lab import xen
+from lab import topology, xen
 from lab.lab import Lab, LabSpec, spec_from_profiles
-from lab.profiles import compile_for_lab
+from lab.profiles import compile_for_lab, keep_domains
+from lab.topology import GuestPlan, HostPlan, Topology
 from lab.vm import DiskConfig
 from netboot_stack.events import Event, ResetLoop
 from quattor.aii.nbp import IPXE_DIR, PXELINUX_DIR
@@ -29,53 +29,91 @@ log = logging.getLogger("xenlab.gateway")
 
 HOST_PAYLOAD = "dom0.tar.zst"
 GUEST_PAYLOAD = "guest.tar.zst"
+VARIANTS = ("pv", "hvm")  # which of the host's guests a run starts: its PV ones, or its HVM ones
+
+
+class NotInProfiles(Exception):
+    """The variant asked for has nothing to run in these profiles (a set without an HVM guest has no `hvm`)."""
 
 
 @dataclass(frozen=True)
 class Gateway:
-    """A Xen host and the guests it runs, by profile name, from a directory of compiled profiles."""
+    """A Xen host and the guests one run starts, as a directory of compiled profiles describes them."""
 
-    profiles: Path
-    host: str = "cagxen01"
-    guests: tuple[str, ...] = ("cagnode50", "cagnode51")
-    host_memory_mb: int = 2560  # dom0's 512 MiB, each guest's 512, Xen's own
-    # From the host's first boot to every guest running its installed system.  An HVM guest under nested
-    # TCG takes far longer than PV ones (every device access goes through QEMU in the emulated dom0).
-    guests_timeout: float = 1500
+    topology: Topology
+    host: HostPlan  # the topology's host, with only this run's guests
+
+    @property
+    def profiles(self) -> Path:
+        return self.topology.source
+
+    @property
+    def guests(self) -> tuple[str, ...]:
+        return tuple(g.name for g in self.host.guests)
+
+    def guest(self, name: str) -> GuestPlan:
+        (plan,) = [g for g in self.host.guests if g.name == name]
+        return plan
+
+    @property
+    def guests_timeout(self) -> float:
+        """From the host's first boot to every guest running its installed system, growing with the work: the
+        guests install in parallel on the host's two vCPUs, each unpacking the payload; an HVM guest under nested
+        TCG takes far longer than PV ones (every device access goes through QEMU in the emulated dom0)."""
+        payload_mib = (guest_payload.build() / GUEST_PAYLOAD).stat().st_size / 2**20
+        pv, hvm = len(self.host.pv_guests), len(self.host.hvm_guests)
+        return 600 + 450 * pv + 2100 * hvm + 2 * payload_mib * (pv + hvm)
+
+    @property
+    def first_boot_timeout(self) -> float:
+        """dom0's first `ncm-ncd --configure --all`: it makes every guest's disks and starts each one."""
+        return 600 + 150 * len(self.host.guests)
 
     def spec(self, label: str) -> LabSpec:
+        """The lab for this run: the install server, the host's VM sized from its `/hardware`, the guests."""
         return spec_from_profiles(
             label,
-            self.profiles,
-            (self.host, *self.guests),
-            memory_mb=self.host_memory_mb,
-            cpus=2,
+            self.topology,
+            (self.host.name, *self.guests),
+            memory_mb=self.host.memory_mib,
+            cpus=self.host.cpus,
             installer="installer",
-            disks=(DiskConfig("disk", size="24G"),),
+            disks=tuple(DiskConfig(name, size=f"{mib}M") for name, mib in self.host.disks),
         )
+
+
+def plan(source: Path, variant: str) -> Gateway:
+    """The run `variant` of the gateway in `source`: its host and the guests of that kind."""
+    found = topology.read(source)
+    guests = found.host.pv_guests if variant == "pv" else found.host.hvm_guests
+    if not guests:
+        raise NotInProfiles(f"the profiles in {source} declare no {variant.upper()} guest: no {variant} run")
+    host = found.host.with_guests(guests)
+    topology.check_fits(host)
+    return Gateway(found, host)
 
 
 def lab_profiles(gateway: Gateway, dest: Path, ssh_public_key: str) -> Gateway:
     """The gateway's profiles as the lab serves them: compiled for the lab's payloads (their kernel, the
-    lab's SSH key in every kickstart), and the host running only the chosen guests."""
+    lab's SSH key in every kickstart), and the host running only this run's guests; read back, so that every
+    check compares against what the lab served."""
     compile_for_lab(gateway.profiles, dest, ssh_public_key=ssh_public_key)
-    path = dest / f"profile_{gateway.host}.json"
-    tree = json.loads(path.read_text())
-    xen_config = tree["software"]["components"]["xen"]
-    xen_config["domains"] = [d for d in xen_config["domains"] if d["name"] in gateway.guests]
-    path.write_text(json.dumps(tree, indent=1))
-    return replace(gateway, profiles=dest)
+    keep_domains(dest / f"profile_{gateway.host.name}.json", gateway.guests)
+    served = topology.read(dest)
+    return Gateway(served, served.host)
 
 
 def prepare(lab: Lab, gateway: Gateway) -> None:
     """Publish the payloads and profiles, let AII configure every node, and set them all to install."""
     lab.server.publish(dom0_payload.build() / HOST_PAYLOAD, f"payload/{HOST_PAYLOAD}")
     lab.server.publish(guest_payload.build() / GUEST_PAYLOAD, f"payload/{GUEST_PAYLOAD}")
-    nodes = (gateway.host, *gateway.guests)
+    nodes = (gateway.host.name, *gateway.guests)
     for node in nodes:
-        name = f"profile_{node}.json"
-        lab.server.write(f"profiles/{name}", (gateway.profiles / name).read_text())
-    lab.aii("configure", gateway.host, profiles=gateway.profiles, image="installer", payload=HOST_PAYLOAD)
+        served = gateway.topology.installed(node).osinstall.get("profile_url")
+        name = f"profile_{node}.json"  # JSON whatever name the URL gives: ncm-ncd reads either form by content
+        path = str(served).split("/profiles/", 1)[1] if "/profiles/" in str(served) else name
+        lab.server.write(f"profiles/{path}", (gateway.profiles / name).read_text())
+    lab.aii("configure", gateway.host.name, profiles=gateway.profiles, image="installer", payload=HOST_PAYLOAD)
     lab.aii("configure", *gateway.guests, profiles=gateway.profiles, payload=GUEST_PAYLOAD)
     lab.aii("install", *nodes, profiles=gateway.profiles)
 
@@ -93,7 +131,7 @@ def xen_state_saved(lab: Lab, host: str) -> Iterator[None]:
 def install_guests(lab: Lab, gateway: Gateway) -> dict[str, Event]:
     """Wait until every guest has installed and booted its installed system (in parallel; each arrival is
     logged), then record each guest's phases from the install server's log."""
-    host_console = lab.vms[gateway.host].console
+    host_console = lab.vms[gateway.host.name].console
     assert host_console is not None
 
     def arrived(e: Event) -> None:
@@ -163,7 +201,7 @@ def journey(lab: Lab, gateway: Gateway, guest: str) -> GuestJourney:
     after = [e for e in leases if e.seen >= ack.seen]
     assert len(before) >= 2, f"{guest}: expected pypxeboot's lease, then the installer's, before the kickstart"
     entry = entry_paths(lab, guest)  # AII's entry, either route
-    readers = (str(lab.ip(gateway.host)), str(lab.ip(guest)))
+    readers = (str(lab.ip(gateway.host.name)), str(lab.ip(guest)))
     reads = [e for e in events.select(path=entry.__contains__) if e.client in readers and e.kind in ("tftp", "http")]
     config_read = one(f"read of its boot entry ({', '.join(sorted(entry))})", reads)
     config_read_by_guest = config_read.client == str(lab.ip(guest))
@@ -183,7 +221,7 @@ def journey(lab: Lab, gateway: Gateway, guest: str) -> GuestJourney:
 def record_guest_phases(lab: Lab, gateway: Gateway, guest: str) -> None:
     """The guest's phases in the run's timing table: each one ends at its milestone; the first one starts
     when the host's first-boot configuration (which starts the guests) began."""
-    first_boot = [r for r in lab.timeline.records if r.subject == gateway.host and r.phase == "first-boot-ncm-ncd"]
+    first_boot = [r for r in lab.timeline.records if r.subject == gateway.host.name and r.phase == "first-boot-ncm-ncd"]
     start = first_boot[0].start if first_boot else None
     for name, event in journey(lab, gateway, guest).phases():
         lab.timeline.mark(guest, name, at=event.seen, since=start)
@@ -193,6 +231,11 @@ def record_guest_phases(lab: Lab, gateway: Gateway, guest: str) -> None:
 def reinstall(lab: Lab, gateway: Gateway) -> None:
     """The whole journey, from empty disks to every guest running its installed system."""
     prepare(lab, gateway)
-    with xen_state_saved(lab, gateway.host):
-        install_host(lab, gateway.host, first_boot_timeout=900)
+    with xen_state_saved(lab, gateway.host.name):
+        install_host(
+            lab,
+            gateway.host.name,
+            grub_title=gateway.host.grub_default_title,
+            first_boot_timeout=gateway.first_boot_timeout,
+        )
         install_guests(lab, gateway)

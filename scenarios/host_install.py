@@ -7,6 +7,8 @@ install-done, reboot, grub, xen, dom0-kernel, dom0-network, first-boot-ncm-ncd, 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from lab.lab import Lab
@@ -16,8 +18,10 @@ HOST = "cagxen01"
 XEN_HOST = pytest.mark.usefixtures("xen_host_slot")
 
 
-def install_host(lab: Lab, host: str = HOST, *, first_boot_timeout: float = 600) -> str:
-    """Install the host from an empty disk and follow it into a ready dom0; returns the second boot's console."""
+def install_host(lab: Lab, host: str, *, grub_title: str, first_boot_timeout: float = 600) -> str:
+    """Install the host from an empty disk and follow it into a ready dom0; returns the second boot's console.
+
+    `grub_title` is the title of the entry ncm-grub made the default (`lab.topology`): GRUB shows it."""
     fqdn = lab.fqdn(host)
     vm = lab.vm(host)
     vm.start()
@@ -32,11 +36,12 @@ def install_host(lab: Lab, host: str = HOST, *, first_boot_timeout: float = 600)
     with lab.timeline.phase(host, "reboot"):
         vm.wait_exit(phase="reboot", timeout=120)
         vm.start()
-    lab.wait_console(host, r"Xen 4\.17 / Debian GNU/Linux", phase="grub", timeout=300)
+    lab.wait_console(host, re.escape(grub_title), phase="grub", timeout=300)
     lab.wait_console(host, r"\(XEN\) Xen version 4\.17", phase="xen", timeout=120)
     lab.wait_console(host, r"Linux version 6\.", phase="dom0-kernel", timeout=180)
     address = str(lab.ip(host)).replace(".", r"\.")
-    lab.wait_console(host, rf"XENLAB-NETWORK {host} xenbr0 {address}/24", phase="dom0-network", timeout=300)
+    prefix = lab.spec.subnet.prefixlen
+    lab.wait_console(host, rf"XENLAB-NETWORK {host} xenbr0 {address}/{prefix}", phase="dom0-network", timeout=300)
     lab.wait_console(host, r"\[OK\] xen: ok", phase="first-boot-ncm-ncd", timeout=first_boot_timeout)
     lab.wait_console(host, rf"XENLAB-READY {host} ", phase="dom0-ready", timeout=600)
     assert vm.console is not None

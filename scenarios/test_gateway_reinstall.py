@@ -1,15 +1,19 @@
-"""The gateway reinstall, end to end, on the shipped profiles of the seed's gateway.
+"""The gateway reinstall, end to end, on a set of compiled profiles and nothing else.
 
-From empty disks: the Xen host `cagxen01` installs itself and boots into Xen; its first configuration run
-creates and starts the PV guests `cagnode50` (as the seed declares it) and `cagnode51`; each is booted by
-pypxeboot, installs itself from its own kickstart, acks, reboots through pypxeboot's LOCALBOOT into pygrub
-and runs what it installed.  Verified by testinfra over SSH on the host and on each guest, dnspython for
-every name and address, `xl list`, and each node's phases in the install server's log.
+From empty disks: the Xen host installs itself and boots into Xen through the GRUB entry ncm-grub chose;
+its first configuration run creates and starts its guests; each is booted by pypxeboot (a PV guest) or by
+its emulated NIC's own PXE firmware (an HVM guest), installs itself from its own kickstart, acks, reboots
+into what it installed (pypxeboot's LOCALBOOT and pygrub, or GRUB in its MBR).  Every check compares
+against the profiles the lab served: the host's name, each guest's memory in `xl list`, its install disk's
+size, its kernel, ncm-grub's default entry, every name and address in DNS, each node's milestones in the
+install server's log.
 
-Variants: `seed` (the main job); `hvm`, the HVM guest `cagnode52` ("HVMs can do native PXE": its emulated
-e1000's own PXE firmware, pxelinux, the same installer, GRUB in its MBR at the next boot) on its own host,
-because two cores cannot run it beside the PV guests, and nightly, because it takes about 40 minutes there;
-`replica`, the seed's gateway with other names, MACs and addresses (a testbed replica), nightly.
+Profile sets: the seed's gateway (`profiles/`), and a second site written as another site would
+(`profiles/westgrid/`: other names, a /26, three PV guests on LVs only, a file only and both, a GRUB list
+whose Xen entry is second); with `--profiles DIR`, that directory instead, as the set `site`.  Variants:
+`pv` (the host and its PV guests), `hvm` (its HVM guests, on their own host run: two cores cannot run them
+beside the PV ones), `replica` (the set renamed, readdressed and re-MACed by `lab.replica`).  A variant the
+profiles have nothing for is skipped, saying so.  What runs in CI: the seed's `pv`; the rest is nightly.
 """
 
 from __future__ import annotations
@@ -21,82 +25,92 @@ from typing import Any
 
 import pytest
 
+from lab import replica
 from lab.lab import Lab
-from scenarios.gateway import GUEST_PAYLOAD, Gateway, journey, lab_profiles, reinstall
+from lab.paths import REPO
+from quattor.ncm.components.grub import GRUB_CFG
+from scenarios.gateway import GUEST_PAYLOAD, Gateway, NotInProfiles, journey, lab_profiles, plan, reinstall
 from scenarios.host_install import XEN_HOST
-from scenarios.replica import replicate
 
 pytestmark = [pytest.mark.scenario, XEN_HOST]
 
+SHIPPED = {"seed": REPO / "profiles", "westgrid": REPO / "profiles" / "westgrid"}
+# (profile set, variant) -> in the default CI run?  Everything else is `slow` (nightly).
+IN_CI = {("seed", "pv")}
+RUNS = {"seed": ("pv", "hvm", "replica"), "westgrid": ("pv",), "site": ("pv", "hvm", "replica")}
 
-def profile(gateway: Gateway, node: str) -> dict[str, Any]:
-    """The node's profile as the lab served it."""
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "profile_set" not in metafunc.fixturenames:
+        return
+    chosen = metafunc.config.getoption("profiles")
+    sets = ["site"] if chosen is not None else list(SHIPPED)
+    params = []
+    for name in sets:
+        for variant in RUNS[name]:
+            fast = (name, variant) in IN_CI or (name == "site" and variant == "pv")
+            marks = () if fast else (pytest.mark.slow,)
+            params.append(pytest.param(name, variant, marks=marks, id=f"{name}-{variant}"))
+    metafunc.parametrize(("profile_set", "variant"), params)
+
+
+def source_of(profile_set: str, gateway_profiles: Path) -> Path:
+    return gateway_profiles if profile_set == "site" else SHIPPED[profile_set]
+
+
+def served_profile(gateway: Gateway, node: str) -> dict[str, Any]:
     tree: dict[str, Any] = json.loads((gateway.profiles / f"profile_{node}.json").read_text())
     return tree
 
 
-def largest_disk_mib(gateway: Gateway, guest: str) -> int:
-    """The guest's largest disk as the host's profile declares it for ncm-xen: the one the installer chose."""
-    domains = profile(gateway, gateway.host)["software"]["components"]["xen"]["domains"]
-    (domain,) = [d for d in domains if d["name"] == guest]
-    return max(int(d["size"]) for d in domain["disk"])
-
-
-PV_GUESTS = ("cagnode50", "cagnode51")
-HVM_GUESTS = ("cagnode52",)
-
-
-# The HVM guest is `slow`: under nested TCG every device access of its install goes through QEMU in the
-# emulated dom0 (40 minutes on a 2-core machine, too long beside everything else in CI's 90).
-@pytest.mark.parametrize(
-    "variant", ["seed", pytest.param("hvm", marks=pytest.mark.slow), pytest.param("replica", marks=pytest.mark.slow)]
-)
 def test_the_gateway_reinstalls_from_empty_disks(
-    variant: str, run_dir: Path, tmp_path: Path, gateway_profiles: Path
+    profile_set: str, variant: str, run_dir: Path, tmp_path: Path, gateway_profiles: Path
 ) -> None:
-    if variant == "hvm":
-        source = Gateway(gateway_profiles, guests=HVM_GUESTS, guests_timeout=2700)
-    else:
-        source = Gateway(gateway_profiles, guests=PV_GUESTS)
+    source = source_of(profile_set, gateway_profiles)
     if variant == "replica":
-        source = replicate(source, tmp_path / "replica")
+        replica.replicate(source, tmp_path / "replica")
+        source = tmp_path / "replica"
+    try:
+        chosen = plan(source, "hvm" if variant == "hvm" else "pv")
+    except NotInProfiles as exc:
+        pytest.skip(str(exc))
     hvm = variant == "hvm"
-    with Lab(source.spec(f"gateway-{variant}"), run_dir=run_dir) as lab:
-        gateway = lab_profiles(source, tmp_path / "profiles", lab.ssh.public_key)
+    with Lab(chosen.spec(f"gateway-{profile_set}-{variant}"), run_dir=run_dir) as lab:
+        gateway = lab_profiles(chosen, tmp_path / "profiles", lab.ssh.public_key)
         reinstall(lab, gateway)
+        name = gateway.host.name
 
-        host = lab.ssh.host(str(lab.ip(gateway.host)))
+        host = lab.ssh.host(str(lab.ip(name)))
         with lab.timeline.phase("checks", "host-over-ssh"):
-            assert host.check_output("hostname") == gateway.host
+            assert host.check_output("hostname") == name
             listing = host.check_output("xl list")
-            for guest in gateway.guests:
-                assert re.search(rf"^{guest}\s+\d+\s+512\s", listing, re.M), listing
-            grub = host.file("/boot/grub/grub.cfg")
-            assert grub.contains("set default='ncm-grub-xen-0'")
+            for guest in gateway.host.guests:  # each with the memory its domain declares
+                assert re.search(rf"^{re.escape(guest.name)}\s+\d+\s+{guest.memory_mib}\s", listing, re.M), listing
+            grub = host.file(GRUB_CFG)  # ncm-grub's own choice of default, as the lab read it from the profile
+            assert grub.contains(f"set default='{gateway.host.grub_default_id}'")
             if not hvm:
                 bootloader_logs = host.check_output("cat /var/log/xen/bootloader.*.log")
                 assert "LOCALBOOT: handing over to pygrub" in bootloader_logs  # pypxeboot, at each guest's reboot
 
-        for guest in gateway.guests:
+        for plan_ in gateway.host.guests:
+            guest = plan_.name
             with lab.timeline.phase("checks", f"{guest}-over-ssh"):
                 node = lab.ssh.host(str(lab.ip(guest)))
                 assert node.check_output("hostname") == guest
                 cmdline = node.file("/proc/cmdline").content_string
                 assert "ks=" not in cmdline and "root=LABEL=root" in cmdline, cmdline  # the installed system
                 disk = node.check_output("lsblk -no PKNAME $(findmnt -no SOURCE /)")  # root's disk
-                assert (
-                    int(node.check_output(f"blockdev --getsize64 /dev/{disk}"))
-                    == largest_disk_mib(gateway, guest) * 2**20
-                )
+                size = int(node.check_output(f"blockdev --getsize64 /dev/{disk}"))
+                assert size == plan_.install_disk_mib * 2**20, f"{guest}: installed on a {size}-byte disk"
                 assert node.file("/etc/ssh/ssh_host_ed25519_key").exists  # its own, made at first boot
                 assert node.service("ssh").is_running
-                assert node.check_output("uname -r") == profile(gateway, guest)["system"]["kernel"]["version"]
+                assert node.check_output("uname -r") == served_profile(gateway, guest)["system"]["kernel"]["version"]
 
         with lab.timeline.phase("checks", "dns"):
-            for name in (gateway.host, *gateway.guests):
-                assert lab.resolve(lab.fqdn(name)) == [str(lab.ip(name))]
-                reverse = ".".join(reversed(str(lab.ip(name)).split("."))) + ".in-addr.arpa"
-                assert lab.resolve(reverse, "PTR") == [lab.fqdn(name) + "."]
+            for node_name in (name, *gateway.guests):
+                assert lab.resolve(lab.fqdn(node_name)) == [str(lab.ip(node_name))]
+                reverse = lab.ip(node_name).reverse_pointer
+                assert lab.resolve(reverse, "PTR") == [lab.fqdn(node_name) + "."]
 
         keys = {}
         for guest in gateway.guests:
@@ -104,7 +118,7 @@ def test_the_gateway_reinstalls_from_empty_disks(
             times = [e.seen for _, e in steps.phases()]
             assert times == sorted(times), f"{guest}: milestones out of order: {steps}"  # …in the right order
             # pypxeboot reads the entry from dom0; an HVM guest's own PXE firmware and pxelinux from the guest
-            assert steps.config_read.client == str(lab.ip(guest if hvm else gateway.host)) and steps.hvm == hvm
+            assert steps.config_read.client == str(lab.ip(guest if hvm else name)) and steps.hvm == hvm
             assert steps.installer_lease.mac == steps.pypxeboot_lease.mac == lab.mac(guest)
             assert steps.payload.path == f"payload/{GUEST_PAYLOAD}"
             keys[guest] = lab.ssh.host(str(lab.ip(guest))).check_output("cat /etc/ssh/ssh_host_ed25519_key.pub")

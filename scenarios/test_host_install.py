@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from images.recipes import dom0_payload
+from lab import topology
 from lab.lab import Lab, spec_from_profiles
 from lab.paths import REPO
 from lab.profiles import compile_for_lab
@@ -38,10 +39,10 @@ def test_host_installs_from_its_kickstart_and_reboots_into_xen(run_dir: Path, tm
         "host-install",
         REPO / "profiles",
         (HOST,),
-        memory_mb=1536,
+        memory_mb=1536,  # no guest runs: dom0 and Xen only
         cpus=2,
         installer="installer",
-        disks=(DiskConfig("disk", size="24G"),),
+        disks=(DiskConfig("vda", size="24G"),),
     )
     with Lab(spec, run_dir=run_dir) as lab:
         payload = dom0_payload.build()
@@ -52,7 +53,7 @@ def test_host_installs_from_its_kickstart_and_reboots_into_xen(run_dir: Path, tm
         lab.aii("configure", HOST, profiles=profiles, image="installer", payload="dom0.tar.zst")
         lab.aii("install", HOST, profiles=profiles)
 
-        console = install_host(lab)
+        console = install_host(lab, HOST, grub_title=topology.read(profiles).host.grub_default_title)
 
         # testinfra over SSH, from the lab network.
         host = lab.ssh.host(str(lab.ip(HOST)))

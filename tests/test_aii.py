@@ -56,7 +56,10 @@ def test_host_kickstart_round_trips_through_pykickstart() -> None:
     assert h.volgroup.vgList[0].vgname == "xenvg" and h.volgroup.vgList[0].physvols == ["pv.01"]
     assert h.bootloader.location == "mbr" and h.clearpart.initAll and h.zerombr.zerombr and h.reboot.action
     post = h.scripts[0].script
-    assert "ncm-ncd --profile http://gridinstall.xenlab.test/profiles/profile_cagxen01.json --configure grub" in post
+    assert (
+        "ncm-ncd --nodeps --profile http://gridinstall.xenlab.test/profiles/profile_cagxen01.json --configure grub"
+        in post
+    )
     assert post.rstrip().endswith("wget -q -O - http://gridinstall.xenlab.test/cgi-bin/aii-installack.cgi")
     # Round trip: what pykickstart writes back parses to the same meaning.
     again = parse_ks(str(h)).handler

@@ -72,7 +72,9 @@ def kickstart(node: AiiNode, *, payload_image: str, ack_base: str) -> str:
         raise ProfileError("/system/aii/osinstall/options/post_components", "expected a list of component names")
     if components:
         names = " ".join(shlex.quote(str(c)) for c in components)
-        lines.append(f"ncm-ncd --profile {shlex.quote(_str(node, 'profile_url'))} --configure {names}")
+        # --nodeps: the payload brings the software (liveimg), not spma, on which QWG components depend.
+        profile_url = shlex.quote(_str(node, "profile_url"))
+        lines.append(f"ncm-ncd --nodeps --profile {profile_url} --configure {names}")
     lines += [
         f"wget -q -O - {shlex.quote(ack_base.rstrip('/') + ACK_PATH)}",
         "%end",

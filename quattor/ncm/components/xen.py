@@ -7,10 +7,10 @@
   created in the same run.
 * Disks: a missing file disk is created **sparse** (`truncate`, no blocks written) in a new directory if
   needed, whatever `create_filesystems` says (as the 2007 component did: the flag was only logged, and
-  the QWG templates default it to false); a missing logical volume is created with `lvcreate` unless
-  `create_filesystems` is false; a missing volume group only when the disk says `create` and names its
-  physical volume in `path`.  An existing file or volume is never resized, overwritten or removed: a
-  size that differs is a warning.
+  the QWG templates default it to false); a missing logical volume is created with `lvcreate` when the
+  disk says `create` (how the 2007 component decided) or `create_filesystems` is true; a missing volume
+  group only when the disk says `create` and names its physical volume in `path`.  An existing file or
+  volume is never resized, overwritten or removed: a size that differs is a warning.
 * One domain's problem (a disk that cannot be made, a failed `xl create`) does not stop the others: every
   domain is configured, each failure is reported with its profile path, and the component fails at the
   end naming the domains that did not make it.
@@ -123,9 +123,6 @@ class XenComponent:
                     f"volume group {vg} does not exist; to have ncm-xen make it, set create and "
                     f"path (its physical volume) at {disk.profile_path}"
                 )
-            if not allowed:
-                ctx.warn(f"volume group {vg} is missing and create_filesystems is false: not created")
-                return False
             ctx.run(["vgcreate", "--yes", vg, disk.path], changes=True)
         size = ctx.run(
             ["lvs", "--noheadings", "--nosuffix", "--units", "m", "-o", "lv_size", f"{vg}/{lv}"],
@@ -133,7 +130,7 @@ class XenComponent:
             check=False,
         )
         actual = int(float(size.stdout.strip())) if size.returncode == 0 and size.stdout.strip() else None
-        if not self._must_create(disk, f"{vg}/{lv}", actual, ctx, allowed):
+        if not self._must_create(disk, f"{vg}/{lv}", actual, ctx, allowed or disk.create):
             return False
         ctx.run(["lvcreate", "--yes", "--wipesignatures", "y", "-L", f"{disk.size_mib}M", "-n", lv, vg], changes=True)
         return True
