@@ -11,8 +11,8 @@ from lab.errors import PreflightError
 from lab.network import SERVER_IFACE, NetworkConfig
 from quattor.aii.dhcp import HTTPBOOT_TAG
 
-MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 ROUTES = ("pxelinux", "ipxe")
 
 
@@ -27,9 +27,9 @@ class ServedNode:
     by_aii: bool = False  # its DHCP and DNS entries come from AII's files, not from this config
 
     def __post_init__(self) -> None:
-        if not HOSTNAME.match(self.name):
+        if not HOSTNAME.fullmatch(self.name):
             raise PreflightError(f"node name {self.name!r} is not a valid host name (a-z, 0-9, -)")
-        if not MAC.match(self.mac):
+        if not MAC.fullmatch(self.mac):
             raise PreflightError(f"node {self.name}: MAC {self.mac!r} is not six lower-case hex pairs")
         if self.route not in ROUTES:
             raise PreflightError(f"node {self.name}: boot route {self.route!r} is not one of {ROUTES}")

@@ -12,16 +12,22 @@ from `--mac=`.  A `bridge=` in that vif names the interface to ask DHCP on, unle
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from dataclasses import dataclass
 
 from pypxeboot.errors import UsageError
 from pypxeboot.output import FORMATS
 
-MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-IFACE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
-LABEL = re.compile(r"^[\x21-\x7e]{1,128}$")
+# Matched whole (fullmatch): `$` would accept a trailing newline.
+MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
+IFACE = re.compile(r"[A-Za-z0-9_.:-]{1,15}")
+LABEL = re.compile(r"[\x21-\x7e]([\x20-\x7e]{0,126}[\x21-\x7e])?")  # PXELINUX labels may hold spaces
 MiB = 1024 * 1024
+# The whole run's default limit: below libxl's 120 s kill of a restricted bootloader, so that pypxeboot ends
+# itself, its helper and its downloads first, and says why.
+DEFAULT_TIMEOUT = 100.0
+LIMITS = {"timeout": (1.0, 3600.0), "max-kernel": (1.0, 1024.0), "max-initrd": (1.0, 4096.0)}
 
 USAGE = """\
 usage: pypxeboot [options] [mac=MAC[,bridge=BR...]] DISK
@@ -32,7 +38,7 @@ usage: pypxeboot [options] [mac=MAC[,bridge=BR...]] DISK
   --interface=IF            dom0 interface to ask DHCP on (default: the vif's bridge=, else xenbr0)
   --label=LABEL             boot this label instead of the config's DEFAULT
   --server=IP               accept DHCP and TFTP only from this install server
-  --timeout=SECONDS         limit for the whole run (default 180: a starved dom0 is slow)
+  --timeout=SECONDS         limit for the whole run (default 100: below libxl's 120 s kill)
   --max-kernel=MiB --max-initrd=MiB   size caps (default 64 and 512)
   --pygrub=PATH             pygrub for LOCALBOOT entries (default: Xen's own)
   --kernel= --ramdisk= --args= --runas= --quiet   passed by the toolstack (see README)
@@ -50,7 +56,7 @@ class Options:
     output_directory: str = "/var/lib/xen"
     label: str | None = None
     server: ipaddress.IPv4Address | None = None
-    timeout: float = 180.0
+    timeout: float = DEFAULT_TIMEOUT
     max_kernel: int = 64 * MiB
     max_initrd: int = 512 * MiB
     pygrub: str | None = None
@@ -88,26 +94,24 @@ def parse(argv: list[str]) -> Options:
     mac = opts.get("mac") or vif.get("mac")
     if not mac:
         raise UsageError("no MAC: pass mac=AA:BB:CC:DD:EE:FF (xl: bootloader_args, xm: bootargs = vif[0])")
-    if not MAC.match(mac):
+    if not MAC.fullmatch(mac):
         raise UsageError(f"{mac!r} is not a MAC address (six hex pairs separated by colons)")
     interface = opts.get("interface") or vif.get("bridge") or "xenbr0"
-    if not IFACE.match(interface):
+    if not IFACE.fullmatch(interface):
         raise UsageError(f"{interface!r} is not an interface name")
     fmt = opts.get("output-format", "sxp")  # libxl always names its format; xend never does
     if fmt not in FORMATS:
         raise UsageError(f"unknown output format {fmt!r} (known: {', '.join(FORMATS)})")
     label = opts.get("label")
-    if label is not None and not LABEL.match(label):
+    if label is not None and not LABEL.fullmatch(label):
         raise UsageError(f"{label!r} is not a label")
     try:
         server = ipaddress.IPv4Address(opts["server"]) if "server" in opts else None
-        timeout = float(opts.get("timeout", 180))
-        max_kernel = int(float(opts.get("max-kernel", 64)) * MiB)
-        max_initrd = int(float(opts.get("max-initrd", 512)) * MiB)
     except ValueError as exc:
         raise UsageError(f"bad option value: {exc}") from None
-    if timeout <= 0 or max_kernel <= 0 or max_initrd <= 0:
-        raise UsageError("--timeout and the size caps must be positive")
+    timeout = bounded(opts, "timeout", DEFAULT_TIMEOUT, "seconds")
+    max_kernel = int(bounded(opts, "max-kernel", 64, "MiB") * MiB)
+    max_initrd = int(bounded(opts, "max-initrd", 512, "MiB") * MiB)
     return Options(
         mac=mac.lower(),
         disk=disk,
@@ -127,6 +131,21 @@ def parse(argv: list[str]) -> Options:
         toolstack_args=opts.get("args"),
         verbose="verbose" in flags,
     )
+
+
+def bounded(opts: dict[str, str], key: str, default: float, unit: str) -> float:
+    """A number option within its limits: nan, inf, 1e400 and friends are usage errors, never tracebacks."""
+    low, high = LIMITS[key]
+    text = opts.get(key)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"bad option value: --{key}={text!r} is not a number") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise UsageError(f"bad option value: --{key}={text} must be between {low:g} and {high:g} {unit}")
+    return value
 
 
 KNOWN = {

@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     except BootError as exc:
         print(f"pypxeboot: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a bug; still one line for libxl's log, and no answer
+        print(f"pypxeboot: internal error ({type(exc).__name__}: {exc}); this is a bug", file=sys.stderr)
+        return 1
     finally:
         signal.alarm(0)
     try:

@@ -189,21 +189,24 @@ def request_lease(
         src_mac = sock.getsockname()[4]
         xid = int.from_bytes(os.urandom(4), "big")
         params = (55, PARAMS)
+        ignored = Ignored(log)
         for attempt in range(1, tries + 1):
             if time.monotonic() >= deadline:
                 break
             sock.send(build_request(src_mac, chaddr, xid, [(53, bytes([DISCOVER])), params]))
             log(f"DHCPDISCOVER for {mac} on {interface} (try {attempt}/{tries})")
-            offer = _receive(sock, xid, chaddr, {OFFER}, min(deadline, time.monotonic() + wait), expect_server)
+            until = min(deadline, time.monotonic() + wait)
+            offer = _receive(sock, xid, chaddr, {OFFER}, until, expect_server, ignored)
             if offer is None:
                 continue
             bootp, options = offer
-            offered, server = bootp[16:20], options.get(54, b"")[:4]
+            offered, server = bootp[16:20], options[54]
             log(f"DHCPOFFER {ipaddress.IPv4Address(offered)} from {ipaddress.IPv4Address(server)}")
             sock.send(
                 build_request(src_mac, chaddr, xid, [(53, bytes([REQUEST])), (50, offered), (54, server), params])
             )
-            reply = _receive(sock, xid, chaddr, {ACK, NAK}, min(deadline, time.monotonic() + wait), expect_server)
+            until = min(deadline, time.monotonic() + wait)
+            reply = _receive(sock, xid, chaddr, {ACK, NAK}, until, expect_server, ignored, server=server)
             if reply is None:
                 continue
             bootp, options = reply
@@ -214,7 +217,36 @@ def request_lease(
             log(f"DHCPACK {lease.address} next-server {lease.tftp_server} bootfile {lease.bootfile!r}")
             return lease
     who = f" from {expect_server}" if expect_server else ""
-    raise BootError("DHCP", f"no lease for {mac} on {interface}{who} after {tries} tries")
+    raise BootError("DHCP", f"no lease for {mac} on {interface}{who} after {tries} tries{ignored.summary()}")
+
+
+class Ignored:
+    """Replies for our transaction that could not be used (no 4-byte server identifier, a boot file name that
+    is not text…): each is logged and counted, and the wait for a valid one goes on.  One stray or hostile
+    packet on the bridge must not end a guest's boot."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.count = 0
+
+    def add(self, why: str) -> None:
+        self.count += 1
+        self.log(f"ignored a DHCP reply: {why} ({self.count} so far)")
+
+    def summary(self) -> str:
+        return f" ({self.count} unusable replies ignored)" if self.count else ""
+
+
+def usable(bootp: bytes, options: dict[int, bytes]) -> str | None:
+    """Why a reply cannot be used, or None."""
+    if len(options.get(54, b"")) != 4:
+        return "no server identifier of 4 bytes (option 54)"
+    if options[53][0] == ACK:
+        try:
+            lease_from(bootp, options)
+        except BootError as exc:
+            return str(exc).split(": ", 1)[-1]
+    return None
 
 
 def _receive(
@@ -224,7 +256,11 @@ def _receive(
     kinds: set[int],
     until: float,
     expect_server: ipaddress.IPv4Address | None,
+    ignored: Ignored,
+    *,
+    server: bytes | None = None,
 ) -> tuple[bytes, dict[int, bytes]] | None:
+    """The next usable reply of one of `kinds` (from `server`, once one was chosen), or None at `until`."""
     while (left := until - time.monotonic()) > 0:
         sock.settimeout(left)
         try:
@@ -242,7 +278,13 @@ def _receive(
         reply = parse_reply(frame, xid, chaddr, checksum_ready=not status & TP_STATUS_CSUMNOTREADY)
         if reply is None or 53 not in reply[1] or reply[1][53][:1] == b"" or reply[1][53][0] not in kinds:
             continue
-        if expect_server is not None and reply[1].get(54, b"")[:4] != expect_server.packed:
+        why = usable(*reply)
+        if why is not None:
+            ignored.add(why)
+            continue
+        if expect_server is not None and reply[1][54] != expect_server.packed:
             continue  # another server answering for our MAC: not the one we trust
+        if server is not None and reply[1][54] != server:
+            continue  # not the server we sent our REQUEST to
         return reply
     return None

@@ -3,12 +3,17 @@
 After an install, AII points the guest's config at `localboot`; the next boot runs pypxeboot again, which
 runs pygrub with the same output options, checks its answer (the files it names must be regular files
 in the output directory) and relays it in the format the toolstack asked for.  No config changes in dom0.
+
+With libxl's `--runas`, pygrub gets it too: Xen's pygrub (since XSA-443) opens the guest's disk, then
+drops to that uid in new namespaces with tight rlimits before it parses anything the guest wrote.  pygrub
+never reads a guest's disk as root here.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,17 +24,23 @@ from pypxeboot.arguments import Options
 from pypxeboot.errors import BootError
 
 
+def _version(path: str) -> tuple[int, ...]:
+    """(4, 17) for /usr/lib/xen-4.17/bin/pygrub: numbers compare as numbers (4.17 is newer than 4.9)."""
+    match = re.search(r"/xen-([0-9.]+)/", path)
+    return tuple(int(p) for p in match.group(1).split(".") if p) if match else ()
+
+
 def find_pygrub(explicit: str | None) -> str:
     if explicit:
         return explicit
-    candidates = sorted(glob.glob("/usr/lib/xen-*/bin/pygrub"), reverse=True)
+    candidates = sorted(glob.glob("/usr/lib/xen-*/bin/pygrub"), key=_version, reverse=True)
     found = candidates[0] if candidates else shutil.which("pygrub")
     if not found:
         raise BootError("LOCALBOOT", "pygrub not found: install Xen's tools or pass --pygrub=PATH")
     return found
 
 
-def via_pygrub(opts: Options, *, deadline: float) -> output.BootAnswer:
+def via_pygrub(opts: Options, *, deadline: float, runas: int | None = None) -> output.BootAnswer:
     pygrub = find_pygrub(opts.pygrub)
     fd, answer_path = tempfile.mkstemp(dir=opts.output_directory, prefix="pypxeboot-pygrub.")
     os.close(fd)
@@ -47,6 +58,8 @@ def via_pygrub(opts: Options, *, deadline: float) -> output.BootAnswer:
     ):
         if value:
             argv.append(f"--{flag}={value}")
+    if runas is not None:
+        argv.append(f"--runas={runas}")  # pygrub drops to it itself, after opening the disk
     argv.append(opts.disk)
     try:
         try:

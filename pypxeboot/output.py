@@ -25,13 +25,17 @@ class BootAnswer:
 
 
 def render(answer: BootAnswer, fmt: str) -> bytes:
+    # libxl skips the whitespace that starts a value: arguments are sent without it, and a path that starts
+    # (or is nothing but) whitespace is refused, so that every reader gets back exactly what was meant.
     items = [("kernel", answer.kernel)]
     if answer.ramdisk is not None:
         items.append(("ramdisk", answer.ramdisk))
-    items.append(("args", answer.args))
+    items.append(("args", answer.args.lstrip(" \t")))
     for key, value in items:
         if any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in value):
             raise BootError("output", f"{key} contains a control character; refusing to answer")
+        if key != "args" and (not value or value[0] in " \t"):
+            raise BootError("output", f"{key} path {value!r} is empty or starts with whitespace; refusing to answer")
     if fmt == "simple0":
         return b"".join(f"{k} {v}".encode() + b"\0" for k, v in items) + b"\0"
     if fmt == "simple":

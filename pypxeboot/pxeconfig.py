@@ -110,6 +110,8 @@ class Config:
             raise BootError("config", f"no DEFAULT and no --label; labels: {self._names()}")
         if line in self.labels:
             return line, []
+        if not line.split():
+            raise BootError("config", f"the label to boot is blank; labels: {self._names()}")
         first, *extra = line.split()
         if first in self.labels:
             return first, extra

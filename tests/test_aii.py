@@ -100,6 +100,39 @@ def test_kickstart_refuses_dangerous_values(path: str, value: str, message: str)
         ks.kickstart(node.read(profile(tree)), payload_image="x", ack_base="http://g")
 
 
+def test_a_quote_in_the_profile_url_stays_inside_its_shell_word() -> None:
+    import shlex
+
+    tree = copy.deepcopy(shipped("cagnode50"))
+    url = "http://gridinstall/p.json'; touch /tmp/pwned; echo '"
+    tree["system"]["aii"]["osinstall"]["options"]["profile_url"] = url
+    text = ks.kickstart(node.read(profile(tree)), payload_image="x", ack_base="http://g")
+    (line,) = [line for line in text.splitlines() if "/etc/ccm.conf" in line]
+    assert shlex.split(line) == ["echo", f"profile {url}", ">", "/etc/ccm.conf"]  # one word, as a shell reads it
+
+
+def test_a_quote_in_the_kernel_arguments_is_refused() -> None:
+    tree = copy.deepcopy(shipped("cagnode50"))
+    tree["system"]["aii"]["nbp"]["options"]["append"] = 'console=hvc0 x="y --location=none'
+    with pytest.raises(ProfileError, match="/system/aii/nbp/options/append: kernel argument 'x=\"y' has a quote"):
+        ks.kickstart(node.read(profile(tree)), payload_image="x", ack_base="http://g")
+
+
+@pytest.mark.parametrize("nics", [[{"hwaddr": "AA:00:86:e2:35:72", "boot": True}], "eth0"])
+def test_nics_that_are_not_an_nlist_are_refused(nics: object) -> None:
+    tree = copy.deepcopy(shipped("cagnode50"))
+    tree["hardware"]["cards"]["nic"] = nics
+    with pytest.raises(ProfileError, match="/hardware/cards/nic: expected an nlist of NICs"):
+        node.read(profile(tree))
+
+
+def test_a_mac_with_a_trailing_newline_is_refused() -> None:
+    tree = copy.deepcopy(shipped("cagnode50"))
+    tree["hardware"]["cards"]["nic"]["eth0"]["hwaddr"] = "AA:00:86:e2:35:72\n"
+    with pytest.raises(ProfileError, match="/hardware/cards/nic/eth0/hwaddr: expected a MAC"):
+        node.read(profile(tree))
+
+
 def test_a_profile_without_one_boot_nic_is_refused() -> None:
     tree = copy.deepcopy(shipped("cagnode50"))
     tree["hardware"]["cards"]["nic"]["eth0"]["boot"] = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -183,11 +184,76 @@ def test_bad_values_name_their_profile_path(tmp_path: Path, change: dict[str, An
         ({"type": "file", "path": "/a/../etc/shadow", "guestdevice": "xvda", "size": 1}, "disk/0/path"),
         ({"type": "lvm", "hostdevice": "xenvg", "hostvol": "-x", "guestdevice": "xvda"}, "disk/0/hostvol"),
         ({"type": "file", "path": "/d", "guestdevice": "xvda; reboot", "size": 1}, "disk/0/guestdevice"),
+        ({"type": "file", "path": "/d", "guestdevice": "xvda\n", "size": 1}, "disk/0/guestdevice"),  # `$` let it by
+        ({"type": "phy", "hostdevice": "/dev/../../etc/shadow", "guestdevice": "xvda"}, "disk/0/hostdevice"),
+        ({"type": "phy", "hostdevice": "-rf", "guestdevice": "xvda"}, "disk/0/hostdevice"),
+        (
+            {"type": "lvm", "hostdevice": "vg", "hostvol": "lv", "guestdevice": "xvda", "create": True, "path": "-ff"},
+            "disk/0/path",
+        ),
+        ({"type": "file", "path": "/d", "guestdevice": "xvda", "size": 2**40}, "disk/0/size"),
     ],
 )
 def test_bad_disks_name_their_path(tmp_path: Path, disk: dict[str, Any], path: str) -> None:
     with pytest.raises(ProfileError, match=f"/software/components/xen/domains/0/{path}"):
         configure(tmp_path, xen_tree(dict(file_only(SEED), disk=[disk])))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"name": "cagnode50\n"}, "/software/components/xen/domains/0/name: expected a domain name"),
+        ({"memory": 10**30}, "/software/components/xen/domains/0/memory: 1000000000000000000000000000000 MiB is more"),
+        ({"vif": ['mac=AA:00:86:e2:35:72\nbootloader = "/bin/sh"']}, "/software/components/xen/domains/0/vif"),
+    ],
+)
+def test_hostile_domain_values_are_refused(tmp_path: Path, change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ProfileError, match=re.escape(message)):
+        configure(tmp_path, xen_tree(dict(file_only(SEED), **change)))
+    assert not (tmp_path / "etc").exists()
+
+
+def test_two_domains_with_one_name_are_refused(tmp_path: Path) -> None:
+    options = file_only(SEED)
+    tree = {"software": {"components": {"xen": {"domains": {"a": {"options": options}, "b": {"options": options}}}}}}
+    with pytest.raises(ProfileError, match="two domains with the same name 'cagnode50'"):
+        configure(tmp_path, tree)
+
+
+def test_a_disk_that_cannot_be_made_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os as os_module
+
+    def no_room(fd: int, size: int) -> None:
+        raise OSError(27, "File too large")
+
+    monkeypatch.setattr(os_module, "ftruncate", no_room)
+    with pytest.raises(ComponentError, match="1 of 1 domains failed"):
+        configure(tmp_path, xen_tree(file_only(SEED)))
+    assert not (tmp_path / "var/xen-grid/cagnode50/fs/disk").exists()  # no 0-byte disk passing for a made one
+
+
+def test_a_dangling_symlink_at_a_disk_path_is_an_error_not_a_traceback(tmp_path: Path, capsys: Any) -> None:
+    link = tmp_path / "var/xen-grid/cagnode50/fs/disk"
+    link.parent.mkdir(parents=True)
+    link.symlink_to("/nonexistent/elsewhere")
+    with pytest.raises(ComponentError, match="1 of 1 domains failed"):
+        configure(tmp_path, xen_tree(file_only(SEED)))
+    assert "is a symlink to nothing (/nonexistent/elsewhere)" in capsys.readouterr().err
+    assert link.is_symlink() and not (tmp_path / "nonexistent").exists()
+
+
+def test_vgcreate_is_never_told_yes(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "calls"
+    for tool, status in (("vgs", 5), ("lvs", 5), ("vgcreate", 0), ("lvcreate", 0)):
+        (bindir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\nexit {status}\n')
+        (bindir / tool).chmod(0o755)
+    disk = {"type": "lvm", "hostdevice": "xenvg", "hostvol": "v", "guestdevice": "xvda", "size": 8}
+    disk.update(create=True, path="/dev/vdb")
+    ctx = Context(root=tmp_path, env={"PATH": str(bindir), "LC_ALL": "C"})
+    XenComponent().configure(profile(xen_tree(dict(file_only(SEED), disk=[disk]))), ctx)
+    assert "vgcreate xenvg /dev/vdb" in log.read_text().splitlines()
 
 
 def test_unknown_keys_are_warned_about(tmp_path: Path) -> None:

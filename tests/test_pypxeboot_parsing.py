@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -317,10 +322,110 @@ def test_runas_work_happens_as_the_other_user() -> None:
     def whoami() -> NetworkResult:
         return NetworkResult(localboot=False, args=f"uid={os.getuid()} gid={os.getgid()}")
 
-    assert run_as("65534", whoami).args == "uid=65534 gid=65534"
+    far = time.monotonic() + 30
+    assert run_as("65534", whoami, deadline=far).args == "uid=65534 gid=65534"
 
     def fails() -> NetworkResult:
         raise BootError("TFTP vmlinuz", "no answer")
 
     with pytest.raises(BootError, match="TFTP vmlinuz: no answer"):
-        run_as("65534", fails)
+        run_as("65534", fails, deadline=far)
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory the dropped user (nobody) can write to: pytest's own tmp_path is root's alone."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="pypxeboot-test-", dir="/tmp"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_the_runas_helper_is_killed_and_reaped_at_the_deadline(shared_dir: Path) -> None:
+    import os
+
+    from pypxeboot.boot import NetworkResult, run_as
+
+    marker = shared_dir / "pid"
+
+    def hangs() -> NetworkResult:
+        marker.write_text(str(os.getpid()))
+        time.sleep(60)
+        return NetworkResult(localboot=False)
+
+    started = time.monotonic()
+    with pytest.raises(BootError, match="did not finish in time; it was killed"):
+        run_as("65534", hangs, deadline=time.monotonic() + 1.5)
+    assert time.monotonic() - started < 5
+    pid = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):  # killed and reaped: not even a zombie is left
+        os.kill(pid, 0)
+
+
+def test_the_runas_helper_dies_with_its_parent(shared_dir: Path) -> None:
+    """The parent ends its wait (its own SIGALRM limit, a signal) without reaching the helper's deadline."""
+    import os
+    import signal
+
+    from pypxeboot.boot import NetworkResult, run_as
+
+    marker = shared_dir / "pid"
+    script = f"""
+import os, signal, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+from pypxeboot.boot import NetworkResult, run_as
+def hangs():
+    open({str(marker)!r}, "w").write(str(os.getpid()))
+    time.sleep(60)
+signal.alarm(2)
+run_as("65534", hangs, deadline=time.monotonic() + 60)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=20, check=False)
+    assert proc.returncode == -signal.SIGALRM
+    pid = int(marker.read_text())
+    for _ in range(50):  # PR_SET_PDEATHSIG: the kernel kills it as soon as its parent is gone
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the helper {pid} outlived its parent")
+    assert NetworkResult and run_as  # the module under test is the one the script imported
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e30", "0", "-5", "soon"])
+def test_timeouts_that_are_not_a_sane_number_are_usage_errors(value: str) -> None:
+    with pytest.raises(UsageError, match="bad option value: --timeout"):
+        parse([*XL, f"--timeout={value}", "mac=AA:00:86:e2:35:72", "disk.img"])
+
+
+@pytest.mark.parametrize("option", ["--max-kernel=1e400", "--max-initrd=nan", "--max-kernel=0"])
+def test_size_caps_that_are_not_a_sane_number_are_usage_errors(option: str) -> None:
+    with pytest.raises(UsageError, match="bad option value"):
+        parse([*XL, option, "mac=AA:00:86:e2:35:72", "disk.img"])
+
+
+def test_the_default_time_limit_is_below_libxls_kill() -> None:
+    assert parse([*XL, "mac=AA:00:86:e2:35:72", "disk.img"]).timeout < 120  # LIBXL_BOOTLOADER_TIMEOUT
+
+
+@pytest.mark.parametrize("mac", ["AA:00:86:e2:35:72\n", "AA:00:86:e2:35:72 "])
+def test_a_mac_with_anything_after_it_is_refused(mac: str) -> None:
+    with pytest.raises(UsageError, match="is not a MAC"):
+        parse([*XL, f"--mac={mac}", "disk.img"])
+
+
+def test_labels_with_spaces_can_be_chosen() -> None:
+    assert parse([*XL, "--label=Install SL 5.1 (Xen)", "mac=AA:00:86:e2:35:72", "d"]).label == "Install SL 5.1 (Xen)"
+
+
+def test_pygrub_is_chosen_by_version_number(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pypxeboot import localboot
+
+    found = ["/usr/lib/xen-4.9/bin/pygrub", "/usr/lib/xen-4.17/bin/pygrub", "/usr/lib/xen-4.2/bin/pygrub"]
+    monkeypatch.setattr(localboot.glob, "glob", lambda pattern: list(found))
+    assert localboot.find_pygrub(None) == "/usr/lib/xen-4.17/bin/pygrub"

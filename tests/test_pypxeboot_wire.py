@@ -34,7 +34,15 @@ def test_request_frame_is_a_broadcast_bootrequest_for_the_guest_mac() -> None:
     assert struct.unpack("!H", bootp[10:12])[0] == 0x8000  # broadcast flag: nobody holds the guest's MAC yet
 
 
-def reply(xid: int, chaddr: bytes, kind: int, *, corrupt_udp: bool = False, extra: bytes = b"") -> bytes:
+def reply(
+    xid: int,
+    chaddr: bytes,
+    kind: int,
+    *,
+    corrupt_udp: bool = False,
+    extra: bytes = b"",
+    server_id: bytes | None = socket.inet_aton("10.77.0.1"),
+) -> bytes:
     """A server's broadcast answer, built independently of the code under test."""
     bootp = struct.pack(
         "!BBBBIHH4s4s4s4s16s64s128s",
@@ -56,8 +64,7 @@ def reply(xid: int, chaddr: bytes, kind: int, *, corrupt_udp: bool = False, extr
     opts = (
         dhcp.MAGIC
         + bytes([53, 1, kind])
-        + bytes([54, 4])
-        + socket.inet_aton("10.77.0.1")
+        + (bytes([54, len(server_id)]) + server_id if server_id is not None else b"")
         + bytes([1, 4])
         + socket.inet_aton("255.255.255.0")
         + bytes([67, 11])
@@ -95,6 +102,44 @@ def test_an_ack_for_us_becomes_a_lease() -> None:
 )
 def test_anything_else_on_the_wire_is_ignored(frame: bytes, why: str) -> None:
     assert dhcp.parse_reply(frame, 7, GUEST) is None, why
+
+
+class FakeRawSocket:
+    """The raw socket's receiving side: hands out `frames` in order, then times out."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self.frames = list(frames)
+
+    def settimeout(self, _: float) -> None:
+        pass
+
+    def recvmsg(self, *_: int) -> tuple[bytes, list[tuple[int, int, bytes]], int, object]:
+        if not self.frames:
+            raise TimeoutError
+        return self.frames.pop(0), [], 0, None
+
+
+def test_unusable_offers_are_ignored_and_counted_while_a_valid_one_is_awaited() -> None:
+    logged: list[str] = []
+    ignored = dhcp.Ignored(logged.append)
+    frames = [
+        reply(7, GUEST, dhcp.OFFER, server_id=None),  # no option 54
+        reply(7, GUEST, dhcp.OFFER, server_id=b"\x0a\x4d"),  # a 2-byte one
+        reply(7, GUEST, dhcp.OFFER),
+    ]
+    got = dhcp._receive(FakeRawSocket(frames), 7, GUEST, {dhcp.OFFER}, time.monotonic() + 5, None, ignored)  # type: ignore[arg-type]
+    assert got is not None and got[1][54] == socket.inet_aton("10.77.0.1")
+    assert ignored.count == 2 and "no server identifier of 4 bytes (option 54)" in logged[0]
+    assert "(2 unusable replies ignored)" in ignored.summary()
+
+
+def test_an_ack_with_a_binary_host_name_is_ignored_not_fatal() -> None:
+    bad = reply(7, GUEST, dhcp.ACK, extra=bytes([12, 3]) + b"\xff\xfe\xfd")  # a host name that is not text
+    ignored = dhcp.Ignored(lambda _: None)
+    frames = [bad, reply(7, GUEST, dhcp.ACK)]
+    got = dhcp._receive(FakeRawSocket(frames), 7, GUEST, {dhcp.ACK}, time.monotonic() + 5, None, ignored)  # type: ignore[arg-type]
+    assert got is not None and ignored.count == 1
+    assert dhcp.lease_from(*got).bootfile == "pxelinux.0"
 
 
 # --- TFTP against a loopback server -------------------------------------------------------------------------------

@@ -28,6 +28,15 @@ def _str(node: AiiNode, key: str, default: str | None = None) -> str:
     return value
 
 
+def kernel_append(node: AiiNode) -> str:
+    """The installed system's kernel arguments, inside the kickstart's `--append="…"`: a token that could end
+    those quotes (or hide a line break) is refused, never escaped."""
+    for token in node.append:
+        if any(c in token for c in "\"\\'$`") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in token):
+            raise ProfileError("/system/aii/nbp/options/append", f"kernel argument {token!r} has a quote or a control")
+    return " ".join(node.append)
+
+
 def kickstart(node: AiiNode, *, payload_image: str, ack_base: str) -> str:
     rootpw = _str(node, "rootpw")
     if not rootpw.startswith("$"):
@@ -60,12 +69,12 @@ def kickstart(node: AiiNode, *, payload_image: str, ack_base: str) -> str:
     payload = _str(node, "payload").replace("{image}", payload_image)
     lines += [
         f"liveimg --url={payload}",
-        f'bootloader --location={_str(node, "bootloader_location", "mbr")} --append="{" ".join(node.append)}"',
+        f'bootloader --location={_str(node, "bootloader_location", "mbr")} --append="{kernel_append(node)}"',
         "reboot",
         "",
         "%post --erroronfail",
         "set -e",
-        f"echo 'profile {_str(node, 'profile_url')}' > /etc/ccm.conf",
+        f"echo {shlex.quote('profile ' + _str(node, 'profile_url'))} > /etc/ccm.conf",
     ]
     components = _opt(node, "post_components", [])
     if not isinstance(components, list):

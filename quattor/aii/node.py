@@ -10,7 +10,7 @@ from quattor.aii.nbp import BootEntry, NodeBoot
 from quattor.profile import Profile, ProfileError
 
 ROUTES = ("pxelinux", "ipxe")
-MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,17 @@ class AiiNode:
         return BootEntry(self.label, self.kernel, self.initrd, args)  # as the profile names it, spaces too
 
 
+def _addresses(value: object, path: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ProfileError(path, f"expected a list of IPv4 addresses, got {value!r}"[:200])
+    try:
+        return tuple(str(ipaddress.IPv4Address(v)) for v in value)
+    except ValueError as exc:
+        raise ProfileError(path, str(exc)) from None
+
+
 def read(profile: Profile) -> AiiNode:
     hostname = profile.get("/system/network/hostname")
     domain = profile.get("/system/network/domainname")
@@ -58,12 +69,16 @@ def read(profile: Profile) -> AiiNode:
         if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", value):
             raise ProfileError(path, f"expected a DNS name, got {value!r}")
     nics = profile.get("/hardware/cards/nic", {}) or {}
+    if not isinstance(nics, dict):
+        raise ProfileError(
+            "/hardware/cards/nic", f"expected an nlist of NICs by name (eth0: …), got {type(nics).__name__}"
+        )
     boot = [(name, nic) for name, nic in nics.items() if isinstance(nic, dict) and nic.get("boot")]
     if len(boot) != 1:
         raise ProfileError("/hardware/cards/nic", f"expected exactly one NIC with boot true, found {len(boot)}")
     nic, card = boot[0]
     mac = card.get("hwaddr")
-    if not isinstance(mac, str) or not MAC.match(mac):
+    if not isinstance(mac, str) or not MAC.fullmatch(mac):
         raise ProfileError(f"/hardware/cards/nic/{nic}/hwaddr", f"expected a MAC address, got {mac!r}")
     iface = profile.reader(f"/system/network/interfaces/{nic}")
     try:
@@ -79,7 +94,7 @@ def read(profile: Profile) -> AiiNode:
     if not isinstance(kslocation, str) or not kslocation.startswith("http://"):
         raise ProfileError("/system/aii/osinstall/options/kslocation", f"expected an http:// URL, got {kslocation!r}")
     append = tuple((nbp.string("append") or "").split())
-    nameservers = tuple(str(n) for n in profile.get("/system/network/nameserver", []) or [])
+    nameservers = _addresses(profile.get("/system/network/nameserver"), "/system/network/nameserver")
     route = profile.reader("/system/aii/dhcp/options").string("route", choices=ROUTES) or "pxelinux"
     return AiiNode(
         hostname=hostname,

@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         except (ProfileError, OSError, ValueError) as exc:
             failures += 1
             print(f"[ERROR] aii-shellfe: {host}: {exc}", file=sys.stderr)
+        except Exception as exc:  # a bug: reported as this host's failure, the other hosts still done
+            failures += 1
+            print(f"[ERROR] aii-shellfe: {host}: internal error ({type(exc).__name__}: {exc}); a bug", file=sys.stderr)
     return 1 if failures else 0
 
 

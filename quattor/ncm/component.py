@@ -10,6 +10,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -85,21 +86,46 @@ class Context:
         return proc
 
     def write_file(self, absolute: str, content: str, *, mode: int = 0o644) -> bool:
-        """Write a file if its content differs, atomically, keeping the previous one as `<file>.old`."""
+        """Write a file if its content differs, keeping the previous one as `<file>.old`.
+
+        Nothing is lost at any point of a failure (a full disk, a crash): the new content goes to a temporary
+        file beside the target, is fsync'ed, and only then renamed over it; the previous version is kept by a
+        hard link made before the rename, so the target always exists, old or new, and never half-written."""
         target = self.path(absolute)
-        if target.is_file() and target.read_text() == content:
+        if target.is_file() and not target.is_symlink() and target.read_text() == content:
             return False
         if not self.change(f"{'update' if target.exists() else 'create'} {absolute}"):
             self.show(absolute, content)
             return True
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            os.replace(target, target.with_name(target.name + ".old"))
-        tmp = target.with_name(f".{target.name}.ncm-new")
-        tmp.write_text(content)
-        tmp.chmod(mode)
-        os.replace(tmp, target)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".ncm-new")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(content)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.chmod(mode)
+            if target.is_file() and not target.is_symlink():
+                old = target.with_name(target.name + ".old")
+                old.unlink(missing_ok=True)
+                os.link(target, old)
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ComponentError(
+                f"cannot write {absolute}: {exc.strerror or exc}; the previous file is untouched"
+            ) from None
+        _fsync_dir(target.parent)
         return True
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Component(Protocol):

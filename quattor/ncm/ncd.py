@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ProfileError, ComponentError) as exc:
         print(f"[ERROR] ncm-ncd: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a bug: one line, never a traceback
+        print(f"[ERROR] ncm-ncd: internal error ({type(exc).__name__}: {exc}); this is a bug", file=sys.stderr)
+        return 1
     results: dict[str, str] = {}
     for name in names:
         ctx = Context(root=args.root, noaction=args.noaction)

@@ -29,8 +29,8 @@ from quattor.profile import STRUCTURE_KEYS, Profile, ProfileError, Reader
 
 GRUB_CFG = "/boot/grub/grub.cfg"
 BEGIN, END = "### BEGIN ncm-grub (managed by Quattor; edits are overwritten) ###", "### END ncm-grub ###"
-SAFE_ARG = re.compile(r"^[A-Za-z0-9_.,:=/+@%-]+$")
-SAFE_TITLE = re.compile(r"^[^'\\\x00-\x1f]+$")
+SAFE_ARG = re.compile(r"[A-Za-z0-9_.,:=/+@%-]+")
+SAFE_TITLE = re.compile(r"[^'\\\x00-\x1f\x7f]+")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class GrubConfig:
 def _tokens(value: str | None, path: str) -> tuple[str, ...]:
     tokens = tuple((value or "").split())
     for t in tokens:
-        if not SAFE_ARG.match(t):
+        if not SAFE_ARG.fullmatch(t):
             raise ProfileError(path, f"kernel argument {t!r} has characters GRUB would interpret")
     return tokens
 
@@ -65,6 +65,8 @@ def _tokens(value: str | None, path: str) -> tuple[str, ...]:
 def read(profile: Profile) -> GrubConfig:
     r = profile.reader("/software/components/grub")
     prefix = (r.string("prefix") or "/boot").rstrip("/")
+    if not re.fullmatch(r"(/[A-Za-z0-9._+-]+)+", prefix) or ".." in prefix.split("/"):
+        raise ProfileError(r.at("prefix"), f"expected an absolute directory without '..', got {prefix!r}")
     args = _tokens(r.string("args"), r.at("args"))
     fullcontrol = bool(r.boolean("fullcontrol", False))
     kernels = tuple(r.each("kernels", _kernel))
@@ -73,17 +75,18 @@ def read(profile: Profile) -> GrubConfig:
     if not isinstance(version, str) or not re.fullmatch(r"[A-Za-z0-9._+-]+", version):
         raise ProfileError("/system/kernel/version", f"expected the default kernel's version, got {version!r}")
     serial = None
-    console = profile.get("/hardware/console/serial")
-    if isinstance(console, dict):
-        unit, speed = int(console.get("unit", 0)), int(console.get("speed", 115200))
-        serial = f"serial --unit={unit} --speed={speed}"
+    if profile.get("/hardware/console/serial") is not None:
+        console = profile.reader("/hardware/console/serial")
+        unit = console.integer("unit", minimum=0)
+        speed = console.integer("speed", minimum=1)
+        serial = f"serial --unit={0 if unit is None else unit} --speed={speed or 115200}"
     return GrubConfig(prefix, args, fullcontrol, kernels, version, serial)
 
 
 def _kernel(r: Reader) -> Kernel:
     kernelpath = r.req_string("kernelpath")
     title = r.string("title")
-    if title is not None and not SAFE_TITLE.match(title):
+    if title is not None and not SAFE_TITLE.fullmatch(title):
         raise ProfileError(r.at("title"), "a title cannot hold quotes, backslashes or control characters")
     kernel = Kernel(
         kernelpath,
@@ -96,8 +99,8 @@ def _kernel(r: Reader) -> Kernel:
     )
     for key in ("kernelpath", "multiboot", "initrd"):
         value = getattr(kernel, key)
-        if value is not None and not re.fullmatch(r"/?[A-Za-z0-9._+/-]+", value):
-            raise ProfileError(r.at(key), f"expected a path below the prefix, got {value!r}")
+        if value is not None and (not re.fullmatch(r"/?[A-Za-z0-9._+/-]+", value) or ".." in value.split("/")):
+            raise ProfileError(r.at(key), f"expected a path below the prefix (no '..'), got {value!r}")
     r.finish()
     return kernel
 

@@ -107,9 +107,17 @@ class XenComponent:
             return False
         if ctx.change(f"create sparse file disk {disk.path} ({disk.size_mib} MiB)"):
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never over an existing file
+            try:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except FileExistsError:  # only a dangling symlink is "missing" yet exists
+                raise ComponentError(
+                    f"{disk.path} is a symlink to nothing ({os.readlink(target)}); remove it or point it at the disk"
+                ) from None
             try:
                 os.ftruncate(fd, (disk.size_mib or 0) * 1024 * 1024)
+            except OSError as exc:
+                os.unlink(target)  # a 0-byte disk would pass for an existing one at the next run
+                raise ComponentError(f"cannot make {disk.path} ({disk.size_mib} MiB): {exc.strerror}") from None
             finally:
                 os.close(fd)
         return True
@@ -123,7 +131,9 @@ class XenComponent:
                     f"volume group {vg} does not exist; to have ncm-xen make it, set create and "
                     f"path (its physical volume) at {disk.profile_path}"
                 )
-            ctx.run(["vgcreate", "--yes", vg, disk.path], changes=True)
+            # No --yes: LVM asks before it wipes a signature it finds (a filesystem someone still needs), and with
+            # stdin closed that question is a refusal, which is the answer wanted.
+            ctx.run(["vgcreate", vg, disk.path], changes=True)
         size = ctx.run(
             ["lvs", "--noheadings", "--nosuffix", "--units", "m", "-o", "lv_size", f"{vg}/{lv}"],
             changes=False,

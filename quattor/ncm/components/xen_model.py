@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 from quattor.profile import STRUCTURE_KEYS, ProfileError, Reader
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-LVM_NAME = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$")
-VDEV = re.compile(r"^(xvd|hd|sd)[a-z]{1,3}[0-9]{0,2}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+LVM_NAME = re.compile(r"[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}")
+VDEV = re.compile(r"(xvd|hd|sd)[a-z]{1,3}[0-9]{0,2}")
 ACCESS = {None: None, "phy": "phy", "file": None, "tap:aio": "tap", "tap:qcow2": "tap", "qdisk": "qdisk"}
 DISK_TYPES = ("file", "lvm", "phy")
+MAX_MEMORY_MIB = 16 * 1024 * 1024  # 16 TiB: more than any Xen host holds; 10**30 is a typo, not a guest
+MAX_DISK_MIB = 64 * 1024 * 1024  # 64 TiB
 ACTIONS = ("destroy", "restart", "rename-restart", "preserve", "coredump-destroy", "coredump-restart", "soft-reset")
 # Options copied as they are, with their xl type; what xl.cfg(5) knows for PV and HVM guests.
 PASSTHROUGH_STR = (
@@ -113,10 +115,10 @@ def read(r: Reader) -> XenConfig:
     if r.has("network"):
         r.warnings.append(f"{r.at('network')}: bridges are set up by the host's own network config under xl; ignored")
     r.finish(ignore=STRUCTURE_KEYS)
-    keys = [d.key for d in domains]
-    for key in keys:
-        if keys.count(key) > 1:
-            raise ProfileError(r.at("domains"), f"two domains named {key!r}")
+    for what, values in (("config files", [d.key for d in domains]), ("names", [d.options.name for d in domains])):
+        for value in values:
+            if values.count(value) > 1:
+                raise ProfileError(r.at("domains"), f"two domains with the same {what[:-1]} {value!r}")
     assert create_filesystems is not None and create_domains is not None
     return XenConfig(create_filesystems, create_domains, domains)
 
@@ -130,7 +132,7 @@ def _domain(key: str, value: object, parent: Reader) -> Domain:
         auto = entry.boolean("auto")
         entry.finish()
         name = key
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise ProfileError(path, f"{name!r} is not a usable domain name")
         return Domain(name, options, _options(install) if install else None, auto)
     options = _options(entry)  # the 2007 list form: the entry is the option set
@@ -139,10 +141,12 @@ def _domain(key: str, value: object, parent: Reader) -> Domain:
 
 def _options(r: Reader) -> DomainOptions:
     name = r.req_string("name")
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise ProfileError(r.at("name"), f"expected a domain name (letters, digits, _ . -), got {name!r}")
     memory = r.integer("memory", required=True, minimum=1, unit="MiB")
     assert memory is not None
+    if memory > MAX_MEMORY_MIB:
+        raise ProfileError(r.at("memory"), f"{memory} MiB is more than any host has (at most {MAX_MEMORY_MIB})")
     builder = r.string("builder", choices=("linux", "hvm"))
     kind = r.string("type", choices=("pv", "hvm", "pvh")) or ("hvm" if builder == "hvm" else "pv")
     vifs = tuple(safe(v, r.at("vif")) for v in _vifs(r))
@@ -202,12 +206,14 @@ def _disk(r: Reader) -> Disk:
     guest = r.string("guestdevice") or r.string("device")
     if guest is None:
         raise ProfileError(r.at("guestdevice"), "required, missing (the 2007 key 'device' is read too)")
-    if not VDEV.match(guest):
+    if not VDEV.fullmatch(guest):
         raise ProfileError(r.at("guestdevice"), f"expected a guest device such as xvda or hda3, got {guest!r}")
     rw = r.string("rw", default="w", choices=("w", "r"))
     path = r.string("path")
     hostdevice, hostvol = r.string("hostdevice"), r.string("hostvol")
     size = r.integer("size", minimum=1, unit="MiB")
+    if size is not None and size > MAX_DISK_MIB:
+        raise ProfileError(r.at("size"), f"{size} MiB is larger than any disk ncm-xen makes (at most {MAX_DISK_MIB})")
     create = r.boolean("create", False)
     access = r.string("access_method")
     if access not in ACCESS:
@@ -216,10 +222,14 @@ def _disk(r: Reader) -> Disk:
         raise ProfileError(r.at("path"), f"a file disk needs an absolute path, got {path!r}")
     if kind == "lvm":
         for key, value in (("hostdevice", hostdevice), ("hostvol", hostvol)):
-            if not value or not LVM_NAME.match(value):
+            if not value or not LVM_NAME.fullmatch(value):
                 raise ProfileError(r.at(key), f"expected a volume group / volume name, got {value!r}")
     if kind == "phy" and not hostdevice:
         raise ProfileError(r.at("hostdevice"), "a phy disk needs its host device")
+    if kind == "phy" and hostdevice and (".." in hostdevice.split("/") or hostdevice.startswith("-")):
+        raise ProfileError(r.at("hostdevice"), f"a device path without '..' or a leading '-', got {hostdevice!r}")
+    if kind == "lvm" and path is not None and (not path.startswith("/dev/") or ".." in path.split("/")):
+        raise ProfileError(r.at("path"), f"the physical volume for vgcreate: a /dev/ path without '..', got {path!r}")
     r.finish()
     disk = Disk(kind, guest, rw == "w", path, hostdevice, hostvol, size, bool(create), ACCESS[access], r.path)
     safe(disk.target, r.path)
