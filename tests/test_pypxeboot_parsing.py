@@ -429,3 +429,39 @@ def test_pygrub_is_chosen_by_version_number(tmp_path: Path, monkeypatch: pytest.
     found = ["/usr/lib/xen-4.9/bin/pygrub", "/usr/lib/xen-4.17/bin/pygrub", "/usr/lib/xen-4.2/bin/pygrub"]
     monkeypatch.setattr(localboot.glob, "glob", lambda pattern: list(found))
     assert localboot.find_pygrub(None) == "/usr/lib/xen-4.17/bin/pygrub"
+
+
+def test_localboot_hands_libxls_runas_to_pygrub(tmp_path: Path) -> None:
+    """pygrub reads the guest's disk, what the guest wrote: with libxl's --runas it must get the same uid, to
+    drop to it after opening the disk (Xen's pygrub since XSA-443).  A stand-in pygrub records how it ran."""
+    from pypxeboot import localboot
+    from pypxeboot.boot import resolve_user
+
+    fake = tmp_path / "pygrub"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'echo "uid=$(id -u) $*" > "$(dirname "$0")/pygrub.ran"\n'
+        'for a in "$@"; do case "$a" in --output=*) out=${a#--output=};; '
+        "--output-directory=*) dir=${a#--output-directory=};; esac; done\n"
+        'echo k > "$dir/k"; printf "kernel $dir/k\\0args root=/dev/xvda1\\0\\0" > "$out"\n'
+    )
+    fake.chmod(0o755)
+    outdir = tmp_path / "out"
+    outdir.mkdir(mode=0o700)
+    opts = parse(
+        [
+            *XL[:2],
+            f"--output-directory={outdir}",
+            f"--pygrub={fake}",
+            "--runas=nobody",
+            "mac=AA:00:86:e2:35:72",
+            "/dev/xenvg/g",
+        ]
+    )
+    uid = resolve_user("nobody")[0]
+    answer = localboot.via_pygrub(opts, deadline=time.monotonic() + 10, runas=uid)
+    ran = (tmp_path / "pygrub.ran").read_text()
+    assert f"--runas={uid} " in ran and ran.rstrip().endswith("/dev/xenvg/g") and "--quiet" in ran
+    assert answer.args == "root=/dev/xvda1"
+    without = localboot.via_pygrub(opts, deadline=time.monotonic() + 10)
+    assert "--runas" not in (tmp_path / "pygrub.ran").read_text() and without.kernel.endswith("/k")
