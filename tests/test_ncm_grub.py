@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -144,3 +145,31 @@ def test_removals_never_reach_a_command_line(tmp_path: Path, script_check: Any) 
     assert " -quiet" not in text and " -rhgb" not in text and " -noreboot" not in text
     # The Xen entry is second in the list, and still the default: its dom0 kernel is the default kernel.
     assert "set default='ncm-grub-xen-1'" in text and "ncm-grub-default" not in text
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"kernels": [{"kernelpath": "/../../../../etc/passwd"}]}, "/software/components/grub/kernels/0/kernelpath"),
+        ({"kernels": [{"kernelpath": "/vmlinuz", "initrd": "/x/../../../etc/shadow"}]}, "kernels/0/initrd"),
+        ({"prefix": "/boot/../.."}, "/software/components/grub/prefix"),
+    ],
+)
+def test_paths_that_climb_out_of_the_root_are_refused(tmp_path: Path, change: dict[str, Any], path: str) -> None:
+    from quattor.profile import ProfileError
+
+    boot_files(tmp_path)
+    (tmp_path / "etc").mkdir()
+    (tmp_path.parent / "etc-passwd-bait").write_text("")  # what `..` would have found outside --root
+    with pytest.raises(ProfileError, match=re.escape(path)):
+        configure(tmp_path, tree(**change))
+
+
+def test_a_serial_unit_that_is_not_a_number_names_its_path(tmp_path: Path) -> None:
+    from quattor.profile import ProfileError
+
+    boot_files(tmp_path)
+    t = tree(fullcontrol=True)
+    t["hardware"]["console"]["serial"]["unit"] = "abc"
+    with pytest.raises(ProfileError, match="/hardware/console/serial/unit: expected an integer"):
+        configure(tmp_path, t)
