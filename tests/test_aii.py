@@ -236,3 +236,22 @@ def test_a_node_whose_firmware_is_ipxe_gets_the_http_route_tag(tmp_path: Path) -
     tree["system"]["aii"]["dhcp"]["options"]["route"] = "tftp"
     with pytest.raises(ProfileError, match="route: expected one of pxelinux, ipxe"):
         node.read(profile(tree))
+
+
+def test_shellfe_reports_a_crash_as_that_hosts_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def crash_once(action: str, aii: node.AiiNode, *rest: object) -> str:
+        calls.append(aii.hostname)
+        if aii.hostname == "cagnode50":
+            raise KeyError("label")
+        return "configured"
+
+    monkeypatch.setattr(shellfe, "run", crash_once)
+    code = shellfe.main(["--configure", "cagnode50", "cagnode51", "--profiles", str(PROFILES), "--root", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 1 and calls == ["cagnode50", "cagnode51"]  # the second host is still done
+    assert "[ERROR] aii-shellfe: cagnode50: internal error (KeyError: 'label'); a bug" in captured.err
+    assert "cagnode51.xenlab.test: configured" in captured.out

@@ -465,3 +465,58 @@ def test_localboot_hands_libxls_runas_to_pygrub(tmp_path: Path) -> None:
     assert answer.args == "root=/dev/xvda1"
     without = localboot.via_pygrub(opts, deadline=time.monotonic() + 10)
     assert "--runas" not in (tmp_path / "pygrub.ran").read_text() and without.kernel.endswith("/k")
+
+
+def network_part_with(config: bytes, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fetched: list[str]) -> object:
+    """pypxeboot's network half on a config served by a stand-in TFTP boundary."""
+    import os
+
+    from pypxeboot import boot, dhcp, tftp
+
+    def fake_fetch(location: str, out: object, **_: object) -> int:
+        fetched.append(location)
+        raise tftp.NotFound(location)
+
+    monkeypatch.setattr(boot, "fetch_config", lambda *a: ("pxelinux.cfg/default", config))
+    monkeypatch.setattr(boot.fetch, "fetch", fake_fetch)
+    ip = ipaddress.IPv4Address
+    lease = dhcp.Lease(ip("10.77.0.50"), ip("10.77.0.1"), ip("10.77.0.1"), None, None, "pxelinux.0", None)
+    kernel_fd = os.open(tmp_path / "k", os.O_RDWR | os.O_CREAT)
+    initrd_fd = os.open(tmp_path / "i", os.O_RDWR | os.O_CREAT)
+    opts = parse([*XL, "mac=AA:00:86:e2:35:72", "d"])
+    try:
+        return boot.network_part(opts, lease, kernel_fd, initrd_fd, time.monotonic() + 5, lambda _: None)
+    finally:
+        os.close(kernel_fd)
+        os.close(initrd_fd)
+
+
+def test_a_missing_kernel_is_an_error_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fetched: list[str] = []
+    with pytest.raises(BootError, match="TFTP boot/vmlinuz: not found on 10.77.0.1"):
+        network_part_with(b"default x\nlabel x\n kernel boot/vmlinuz\n", monkeypatch, tmp_path, fetched)
+    assert fetched == ["boot/vmlinuz"]
+
+
+def test_a_com32_module_as_kernel_is_refused_before_any_download(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fetched: list[str] = []
+    config = b"default xen\nlabel xen\n kernel mboot.c32\n append xen.gz --- vmlinuz --- initrd.img\n"
+    with pytest.raises(BootError, match="runs the COM32 module mboot.c32; a PV guest needs Linux"):
+        network_part_with(config, monkeypatch, tmp_path, fetched)
+    assert fetched == []
+
+
+def test_a_bug_is_one_line_and_a_failure_never_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pypxeboot import boot, cli
+
+    def broken(*_: object) -> None:
+        raise KeyError("siaddr")
+
+    monkeypatch.setattr(boot, "boot", broken)
+    assert cli.main([*XL, "mac=AA:00:86:e2:35:72", "d"]) == 1
+    err = capsys.readouterr().err
+    assert err == "pypxeboot: internal error (KeyError: 'siaddr'); this is a bug\n"

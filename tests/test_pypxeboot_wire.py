@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import re
 import socket
 import struct
 import threading
@@ -266,3 +267,83 @@ def test_packets_from_another_port_are_not_taken(server: FakeTftpServer) -> None
 def test_paths_that_could_escape_are_refused(path: str) -> None:
     with pytest.raises(BootError):
         tftp.valid_path(path)
+
+
+# --- HTTP: redirects, loopback, credentials -------------------------------------------------------------------------
+@pytest.fixture
+def redirecting_server() -> Iterator[str]:
+    """A loopback HTTP server: /kernel is 12 bytes, /moved redirects to ftp://elsewhere, /other to another host."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/kernel":
+                self.send_response(200)
+                self.send_header("Content-Length", "12")
+                self.end_headers()
+                self.wfile.write(b"kernel bytes")
+                return
+            self.send_response(302)
+            target = "ftp://elsewhere/kernel" if self.path == "/moved" else "http://10.99.0.1/kernel"
+            self.send_header("Location", target)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def test_redirects_are_never_followed(redirecting_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pypxeboot import fetch
+
+    monkeypatch.setattr(fetch, "_local", lambda host: False)  # the test server is on loopback; a real one is not
+    out = io.BytesIO()
+    deadline = time.monotonic() + 10
+    assert (
+        fetch.fetch(
+            f"http://{redirecting_server}/kernel",
+            out,
+            server=ipaddress.IPv4Address("10.0.0.1"),
+            cap=100,
+            deadline=deadline,
+        )
+        == 12
+    )
+    for path, where in (("/moved", "ftp://elsewhere/kernel"), ("/other", "http://10.99.0.1/kernel")):
+        with pytest.raises(BootError, match=f"HTTP status 302: redirects are not followed \\(to {re.escape(where)}\\)"):
+            fetch.fetch(
+                f"http://{redirecting_server}{path}",
+                io.BytesIO(),
+                server=ipaddress.IPv4Address("10.0.0.1"),
+                cap=100,
+                deadline=deadline,
+            )
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1/k", "http://localhost/k", "http://[::1]/k", "http://0.0.0.0/k"])
+def test_a_config_cannot_make_dom0_fetch_from_its_own_loopback(url: str) -> None:
+    from pypxeboot import fetch
+
+    with pytest.raises(BootError, match="names dom0 itself"):
+        fetch.fetch(url, io.BytesIO(), server=ipaddress.IPv4Address("10.0.0.1"), cap=100, deadline=time.monotonic() + 5)
+
+
+def test_credentials_never_reach_a_log_line() -> None:
+    from pypxeboot import fetch
+
+    with pytest.raises(BootError) as err:
+        fetch.fetch(
+            "http://admin:s3cret@127.0.0.1:1/k",
+            io.BytesIO(),
+            server=ipaddress.IPv4Address("10.0.0.1"),
+            cap=100,
+            deadline=time.monotonic() + 5,
+        )
+    assert "s3cret" not in str(err.value) and "admin" not in str(err.value) and "***@127.0.0.1" in str(err.value)
+    assert fetch.redact("http://u:p@h:8080/x?y") == "http://***@h:8080/x?y"
