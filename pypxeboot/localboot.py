@@ -78,7 +78,13 @@ def via_pygrub(opts: Options, *, deadline: float, runas: int | None = None) -> o
             tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
             raise BootError("LOCALBOOT", f"pygrub failed with status {proc.returncode}: {' / '.join(tail)}")
         with open(answer_path, "rb") as f:
-            answer = output.parse(f.read(), "simple0")
+            data = f.read()
+        if not data.strip(b"\0"):
+            # Xen 4.17's pygrub exits 0 when its deprivileged child fails (it passes a wait status to exit):
+            # an empty answer is its failure, and its stderr says why (a disk --runas cannot read, say).
+            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-2:]
+            raise BootError("LOCALBOOT", f"pygrub gave no answer: {' / '.join(tail) or 'no message'}")
+        answer = output.parse(data, "simple0")
     finally:
         os.unlink(answer_path)
     directory = os.path.realpath(opts.output_directory)
