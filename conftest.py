@@ -33,7 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="gateway scenarios: compiled profiles (profile_<node>.json) to use instead of the shipped profiles/",
+        help="gateway scenarios: compiled profiles (profile_<node>.json or .xml) instead of the shipped sets",
     )
 
 
@@ -56,8 +56,10 @@ def gateway_profiles(request: pytest.FixtureRequest) -> Path:
     chosen: Path | None = request.config.getoption("profiles")
     if chosen is None:
         return REPO / "profiles"
-    if not chosen.is_dir() or not any(chosen.glob("profile_*.json")):
-        raise pytest.UsageError(f"--profiles {chosen}: not a directory of compiled profiles (profile_<node>.json)")
+    if not chosen.is_dir() or not any(chosen.glob("profile_*.json")) and not any(chosen.glob("profile_*.xml")):
+        raise pytest.UsageError(
+            f"--profiles {chosen}: not a directory of compiled profiles (profile_<node>.json or .xml)"
+        )
     return chosen.resolve()
 
 
