@@ -56,7 +56,7 @@ def gateway_profiles(request: pytest.FixtureRequest) -> Path:
     chosen: Path | None = request.config.getoption("profiles")
     if chosen is None:
         return REPO / "profiles"
-    if not chosen.is_dir() or not any(chosen.glob("profile_*.json")) and not any(chosen.glob("profile_*.xml")):
+    if not chosen.is_dir() or (not any(chosen.glob("profile_*.json")) and not any(chosen.glob("profile_*.xml"))):
         raise pytest.UsageError(
             f"--profiles {chosen}: not a directory of compiled profiles (profile_<node>.json or .xml)"
         )
