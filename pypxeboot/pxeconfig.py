@@ -5,10 +5,11 @@ IPv4 address in upper-case hex shortened one digit at a time (`0A4D0032`, `0A4D0
 `default`.
 
 Directives understood: DEFAULT, LABEL, KERNEL/LINUX, APPEND (global or per label; `-` for none), INITRD,
-LOCALBOOT, IPAPPEND, MENU DEFAULT, comments.  As in PXELINUX, a LABEL's name is the rest of its line
-(AII 1.x and the AII 2.0 pxelinux plug-in wrote `label Install Scientific Linux 4.4 (i386)`), and DEFAULT
-names a label by the rest of its line too; a DEFAULT whose first word is a label and whose other words
-are not is that label with those words added to its arguments, as PXELINUX's command line does.
+LOCALBOOT, IPAPPEND, MENU DEFAULT, comments.  Labels are read as PXELINUX reads them (syslinux 6's
+readconfig.c, and what the lab's own pxelinux.0 was seen to do): a LABEL is the first word of its line
+(AII 1.x and the AII 2.0 pxelinux plug-in wrote `label Install Scientific Linux 4.4 (i386)`: the label is
+`Install`), DEFAULT is a command line whose first word names the label and whose other words are added to
+that label's arguments, exactly as PXELINUX boots such a config.
 Directives that only shape an interactive menu (PROMPT, TIMEOUT, SAY, MENU LABEL, TEXT HELP … ENDTEXT …)
 are read and ignored.  Anything else is an error naming its line: a config that asks for something
 pypxeboot cannot do must not boot something else.
@@ -108,8 +109,6 @@ class Config:
             if len(self.labels) == 1:
                 return next(iter(self.labels)), []
             raise BootError("config", f"no DEFAULT and no --label; labels: {self._names()}")
-        if line in self.labels:
-            return line, []
         if not line.split():
             raise BootError("config", f"the label to boot is blank; labels: {self._names()}")
         first, *extra = line.split()
@@ -175,7 +174,7 @@ def parse(data: bytes, source: str = "config") -> Config:
         if keyword == "default":
             config.default = _rest(rest, where)
         elif keyword == "label":
-            name = _rest(rest, where)
+            name = _rest(rest, where).split()[0]  # PXELINUX keeps the first word; the rest is a comment to it
             if name in config.labels:
                 raise BootError(where, f"label {name!r} defined twice")
             current = config.labels[name] = Label(name)
@@ -212,7 +211,7 @@ def parse(data: bytes, source: str = "config") -> Config:
 
 
 def _rest(rest: str, where: str) -> str:
-    """A label name: the rest of the line, inner spaces kept (PXELINUX's reading)."""
+    """The rest of a DEFAULT or LABEL line, spaces between words made single."""
     if not rest:
         raise BootError(where, "expected a label name")
     return " ".join(rest.split())
