@@ -84,16 +84,17 @@ def test_the_gateway_reinstalls_from_empty_disks(
         with lab.timeline.phase("checks", "host-over-ssh"):
             assert host.check_output("hostname") == name
             listing = host.check_output("xl list")
-            for guest in gateway.host.guests:  # each with the memory its domain declares
-                assert re.search(rf"^{re.escape(guest.name)}\s+\d+\s+{guest.memory_mib}\s", listing, re.M), listing
+            for planned in gateway.host.guests:  # each with the memory its domain declares
+                line = rf"^{re.escape(planned.name)}\s+\d+\s+{planned.memory_mib}\s"
+                assert re.search(line, listing, re.M), listing
             grub = host.file(GRUB_CFG)  # ncm-grub's own choice of default, as the lab read it from the profile
             assert grub.contains(f"set default='{gateway.host.grub_default_id}'")
             if not hvm:
                 bootloader_logs = host.check_output("cat /var/log/xen/bootloader.*.log")
                 assert "LOCALBOOT: handing over to pygrub" in bootloader_logs  # pypxeboot, at each guest's reboot
 
-        for plan_ in gateway.host.guests:
-            guest = plan_.name
+        for planned in gateway.host.guests:
+            guest = planned.name
             with lab.timeline.phase("checks", f"{guest}-over-ssh"):
                 node = lab.ssh.host(str(lab.ip(guest)))
                 assert node.check_output("hostname") == guest
@@ -101,7 +102,7 @@ def test_the_gateway_reinstalls_from_empty_disks(
                 assert "ks=" not in cmdline and "root=LABEL=root" in cmdline, cmdline  # the installed system
                 disk = node.check_output("lsblk -no PKNAME $(findmnt -no SOURCE /)")  # root's disk
                 size = int(node.check_output(f"blockdev --getsize64 /dev/{disk}"))
-                assert size == plan_.install_disk_mib * 2**20, f"{guest}: installed on a {size}-byte disk"
+                assert size == planned.install_disk_mib * 2**20, f"{guest}: installed on a {size}-byte disk"
                 assert node.file("/etc/ssh/ssh_host_ed25519_key").exists  # its own, made at first boot
                 assert node.service("ssh").is_running
                 assert node.check_output("uname -r") == served_profile(gateway, guest)["system"]["kernel"]["version"]

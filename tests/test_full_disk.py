@@ -10,13 +10,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.quattor_helpers import REPO, shipped
 
 VERSION = shipped("cagxen01")["system"]["kernel"]["version"]
 
 
-def host_tree(memory: int, extra_args: str = "") -> dict:
+def host_tree(memory: int, extra_args: str = "") -> dict[str, Any]:
     t = copy.deepcopy(shipped("cagxen01"))
     grub = t["software"]["components"]["grub"]
     grub["fullcontrol"] = True
@@ -30,7 +31,7 @@ def host_tree(memory: int, extra_args: str = "") -> dict:
     return t
 
 
-def ncm_ncd(root: Path, tree: dict, *, fsize: int | None) -> subprocess.CompletedProcess[str]:
+def ncm_ncd(root: Path, tree: dict[str, Any], *, fsize: int | None) -> subprocess.CompletedProcess[str]:
     profile = root.parent / "profile.json"
     profile.write_text(json.dumps(tree))
 

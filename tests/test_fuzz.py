@@ -13,6 +13,7 @@ import io
 import ipaddress
 import json
 import re
+import socket
 import struct
 import tempfile
 import time
@@ -169,7 +170,7 @@ tftp_packet = st.one_of(
 def test_tftp_downloads_keep_their_cap_and_fail_with_a_reason(packets: list[bytes], cap: int) -> None:
     server = ScriptedServer(packets)
     out = io.BytesIO()
-    with mock.patch.object(tftp.socket, "socket", lambda *a: server), mock.patch.object(tftp, "PACKET_TIMEOUT", 0.001):
+    with mock.patch.object(socket, "socket", lambda *a: server), mock.patch.object(tftp, "PACKET_TIMEOUT", 0.001):
         try:
             size = tftp.fetch(
                 ipaddress.IPv4Address("10.77.0.1"), "pxelinux.cfg/default", out, cap=cap, deadline=time.monotonic() + 5
@@ -243,7 +244,7 @@ def read_simple0(data: bytes) -> dict[str, str]:
     return found
 
 
-answer_value = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+answer_value = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 
 
 @BUDGET
@@ -386,7 +387,7 @@ def test_ncm_grub_takes_any_profile_or_says_where_it_is_wrong(
 
 
 def aii_variant(changes: dict[str, Any]) -> dict[str, Any]:
-    base = json.loads(json.dumps(shipped("cagnode50")))
+    base: dict[str, Any] = json.loads(json.dumps(shipped("cagnode50")))
     for path, value in changes.items():
         where = base
         *parents, last = path.split("/")

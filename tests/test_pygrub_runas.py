@@ -19,6 +19,7 @@ from images.recipes import dom0
 from pypxeboot import localboot
 from pypxeboot.arguments import parse
 from pypxeboot.errors import BootError
+from pypxeboot.output import BootAnswer
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +64,7 @@ def guest_disk(work: Path, mode: int) -> Path:
     return disk
 
 
-def boot(wrapper: Path, work: Path, disk: Path, runas: int | None) -> localboot.output.BootAnswer:
+def boot(wrapper: Path, work: Path, disk: Path, runas: int | None) -> BootAnswer:
     out = work / "out"
     out.mkdir(mode=0o700, exist_ok=True)
     opts = parse(
