@@ -84,8 +84,12 @@ def test_aii_configures_the_install_server_and_the_host_installs_from_it(run_dir
         )
         assert proc.returncode == 0, proc.stderr
         answer = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line)
+        # As PXELINUX boots AII's `default Install cagnode50`: the label is `Install`, the rest of the DEFAULT
+        # line joins the arguments (the host's installer, booted by the real pxelinux.0 above, ends the same way).
         assert answer["args"] == (
             "ks=http://gridinstall.xenlab.test/ks/cagnode50.xenlab.test.ks ksdevice=eth0 console=hvc0 net.ifnames=0"
+            " cagnode50"
         )
+        assert console.split("Command line: ", 1)[1].split("\n", 1)[0].rstrip().endswith("console=ttyS0 cagxen01")
         served = (lab.server.srv / "boot/installer/vmlinuz").read_bytes()
         assert Path(answer["kernel"]).read_bytes() == served
