@@ -160,10 +160,6 @@ class SerialConsole:
         self.check()
         raise AssertionError("unreachable")
 
-    def seen(self, pattern: str) -> bool:
-        with self._cond:
-            return re.search(pattern, self._text) is not None
-
     def _message(self, phase: str, pattern: str, why: str) -> str:
         return (
             f"{self.name}: phase {phase!r}: waiting for /{pattern}/: {why}\n"

@@ -24,6 +24,11 @@ class PreflightError(LabError):
     """Bad input or a machine that cannot run the lab, found before anything was started."""
 
 
+class ServerDown(LabError):
+    """The install server (its dnsmasq, or the whole container) stopped while the lab waited on it: no wait
+    can end well, and it is the lab's fault, not the product's."""
+
+
 class CommandError(LabError):
     """A command the lab ran failed; carries the argv, the status and both output streams."""
 

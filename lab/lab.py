@@ -45,8 +45,6 @@ from quattor.aii.nbp import BootEntry, NodeBoot
 
 log = logging.getLogger("xenlab.lab")
 
-INSTALLERS = ("dummy-installer",)
-
 
 @dataclass(frozen=True)
 class NodeSpec:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
@@ -57,7 +57,6 @@ class VmConfig:
     kernel: Path | None = None  # direct kernel boot instead of firmware
     initrd: Path | None = None
     append: str = ""
-    extra_args: tuple[str, ...] = field(default_factory=tuple)
 
 
 class Vm:
@@ -76,7 +75,6 @@ class Vm:
         self.proc: subprocess.Popen[bytes] | None = None
         self.console: SerialConsole | None = None
         self.qmp: QEMUMonitorProtocol | None = None
-        self.started_at = 0.0
         self._disks_ready = False
 
     @property
@@ -157,7 +155,7 @@ class Vm:
                 args += ["-initrd", str(c.initrd)]
         else:
             args += ["-boot", f"order={c.boot_order}"]
-        return args + list(c.extra_args)
+        return args
 
     def start(self) -> SerialConsole:
         """Boot the VM (again): a new QEMU process and a new console log."""
@@ -169,7 +167,6 @@ class Vm:
             (self.work_dir / sock).unlink(missing_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         argv = netns.exec_argv(self.netns, self.argv())
-        self.started_at = time.monotonic()
         self.proc = spawn(argv, log_path=self.log_dir / "qemu.log")
         self.slot.note(pids=self.proc.pid)
         log.info("%s: boot %d started (QEMU pid %d, %s)", self.name, self.boots, self.proc.pid, self.accel.name)
@@ -208,19 +205,9 @@ class Vm:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def status(self) -> str:
-        """The VM's run state from QMP (`running`, `paused`, `shutdown`…)."""
-        if not self.running or self.qmp is None:
-            return "stopped"
-        return str(self.qmp.cmd("query-status")["status"])
-
     def peak_rss_mib(self) -> float:
         """QEMU's peak resident memory so far (guest RAM it touched plus TCG's translation cache)."""
         return peak_rss_mib(self.proc.pid) if self.running and self.proc else 0.0
-
-    def reset(self) -> None:
-        assert self.qmp is not None
-        self.qmp.cmd("system_reset")
 
     def wait_exit(self, *, phase: str, timeout: float) -> int:
         """Wait for QEMU to exit (the guest powered off); fatal console output ends the wait at once."""

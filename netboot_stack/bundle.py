@@ -1,7 +1,7 @@
 """The OCI runtime bundle (config.json) of the install-server container.
 
 It joins the lab's server network namespace (created beforehand, holding the veth end) and sets no
-`rlimits` (podman's runtime fails to set them on these machines; runc without them works).  The root
+`rlimits` (runc cannot set them on these machines, which is also why podman cannot start containers here).  The root
 filesystem is the shared read-only image; everything per lab is bind-mounted in.
 """
 

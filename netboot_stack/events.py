@@ -1,9 +1,13 @@
 """The install server's event log: what it saw, per client, parsed from dnsmasq's log and httpd's events.
 
-Paths are relative to the served root, without a leading slash, whether read by TFTP or HTTP.
-Kinds: `lease` (DHCPACK), `tftp` (a file sent), `tftp-missing` (a file asked for and not found), `dns` (a
-query), `http` (a request and its status), `ack`, `localboot`, `install-failed`, `server-error`.  Every
-event carries the client's address and the node it belongs to, when the address is a known node's.
+Paths are relative to the served root, without a leading slash, whether read by TFTP or HTTP.  The kinds
+are `Kind`'s.  Every event carries the client's address and the node it belongs to, when the address is
+a known node's.
+
+There is one wait loop (`EventLog.wait_for_each`; `wait_for` is a wait for a list of one): it ends at once
+with `ServerDown`, the lab's failure, when the install server reports an error or its container is gone,
+and with `ProductFailure` when a node it waits for reports an install failure or a watched console shows a
+fatal line.
 """
 
 from __future__ import annotations
@@ -15,16 +19,33 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from lab.errors import PhaseTimeout, ProductFailure
+from lab.errors import PhaseTimeout, ProductFailure, ServerDown
 
 POLL_INTERVAL = 0.2  # seconds between reads of the server's logs by the background poller
 _DHCPACK = re.compile(r"dnsmasq-dhcp\[\d+\]: (?:\d+ )?DHCPACK\((\S+)\) (\S+) (\S+)(?: (\S+))?")
 _TFTP_SENT = re.compile(r"dnsmasq-tftp\[\d+\]: sent (\S+) to (\S+)")
 _TFTP_MISSING = re.compile(r"dnsmasq-tftp\[\d+\]: (?:error \d+ )?file (\S+) not found(?: for (\S+))?")
 _QUERY = re.compile(r"dnsmasq\[\d+\]: query\[(\w+)\] (\S+) from (\S+)")
+
+
+class Kind(StrEnum):
+    """What the install server saw (a StrEnum: the log's own strings compare equal to them)."""
+
+    LEASE = "lease"  # a DHCPACK
+    TFTP = "tftp"  # a file sent
+    TFTP_MISSING = "tftp-missing"  # a file asked for and not found
+    DNS = "dns"  # a query
+    HTTP = "http"  # a request and its status
+    ACK = "ack"  # AII's install acknowledgement, by the node at its end of %post
+    LOCALBOOT = "localboot"  # AII switched the node to boot from its disk
+    BOOTED = "booted"  # an installed system says it is up
+    INSTALL_FAILED = "install-failed"  # an installer says why it stopped
+    SERVER_ERROR = "server-error"  # the install server itself failed (dnsmasq exited)
+    RELOAD = "reload"  # dnsmasq re-read AII's entries
 
 
 @dataclass(frozen=True)
@@ -136,6 +157,8 @@ class EventLog:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        # Set by the install server once it runs: None while it is alive, else why it is not.
+        self.liveness: Callable[[], str | None] | None = None
 
     def poll(self) -> list[Event]:
         with self._lock:
@@ -183,32 +206,21 @@ class EventLog:
         watch: Iterable[Watched] = (),
         fail_on_install_failure: bool = True,
     ) -> Event:
-        """Wait for an event; fail at once on an install failure reported by `node`, or a fatal console."""
-        deadline = time.monotonic() + timeout
-        watch = list(watch)
-        while True:
-            for e in self.select():
-                if _matches(e, kind, node, path):
-                    return e
-                if (
-                    fail_on_install_failure
-                    and e.kind in ("install-failed", "server-error")
-                    and (node is None or e.node in (node, None))
-                ):
-                    raise ProductFailure(f"phase {phase!r}: {e.node or e.client} reported: {e.kind} {e.detail}")
-            for w in watch:
-                w.check()
-            if time.monotonic() > deadline:
-                recent = "\n".join(f"  {e}" for e in self.all[-15:]) or "  (none)"
-                what = " ".join(x for x in (kind, node, path if isinstance(path, str) else None) if x)
-                raise PhaseTimeout(
-                    f"phase {phase!r}: no install-server event '{what}' within {timeout:.0f} s; last events:\n{recent}"
-                )
-            time.sleep(0.1)
+        """Wait for one event (from `node`, or from anyone); a wait for a list of one."""
+        found = self.wait_for_each(
+            [node],
+            phase=phase,
+            timeout=timeout,
+            kind=kind,
+            path=path,
+            watch=watch,
+            fail_on_install_failure=fail_on_install_failure,
+        )
+        return found[node]
 
     def wait_for_each(
         self,
-        nodes: Iterable[str],
+        nodes: Iterable[str | None],
         *,
         phase: str,
         timeout: float,
@@ -216,33 +228,47 @@ class EventLog:
         path: str | Callable[[str], bool] | None = None,
         watch: Iterable[Watched] = (),
         arrived: Callable[[Event], None] = lambda e: None,
-    ) -> dict[str, Event]:
-        """Wait until every node has had `kind` (machines working in parallel); `arrived` hears each as it comes.
+        fail_on_install_failure: bool = True,
+    ) -> dict[str | None, Event]:
+        """Wait until each of `nodes` has had `kind` (machines working in parallel; None: any client);
+        `arrived` hears each as it comes.
 
-        An install failure reported by any of them, or a fatal line on a watched console, ends it at once.
+        Ends at once: `ServerDown` when the install server reports an error or its container is gone (every
+        wait, whatever node it is for); `ProductFailure` when a node waited for reports an install failure, or
+        a watched console shows a fatal line; `PhaseTimeout` at `timeout`.
         """
-        waiting = list(nodes)
-        seen: dict[str, Event] = {}
+        waiting: list[str | None] = list(nodes)
+        seen: dict[str | None, Event] = {}
         deadline = time.monotonic() + timeout
         watch = list(watch)
         while waiting:
             for e in self.select():
-                if e.node in waiting and _matches(e, kind, e.node, path):
-                    waiting.remove(e.node)
-                    seen[e.node] = e
+                if e.kind == Kind.SERVER_ERROR:
+                    raise ServerDown(
+                        f"phase {phase!r}: the install server failed: {e.detail}",
+                        hint="see install-server/container.log and dnsmasq.log in the run's artifacts",
+                    )
+                wanted = next((n for n in waiting if n is None or e.node == n), "")
+                if wanted != "" and _matches(e, kind, wanted, path):
+                    waiting.remove(wanted)
+                    seen[wanted] = e
                     arrived(e)
-                elif e.kind in ("install-failed", "server-error") and e.node in waiting:
-                    raise ProductFailure(f"phase {phase!r}: {e.node} reported: {e.kind} {e.detail}")
+                elif fail_on_install_failure and e.kind == Kind.INSTALL_FAILED and (wanted != "" or e.node is None):
+                    raise ProductFailure(f"phase {phase!r}: {e.node or e.client} reported: {e.kind} {e.detail}")
+            if self.liveness is not None and (why := self.liveness()) is not None:
+                raise ServerDown(f"phase {phase!r}: {why}", hint="see install-server/container.log in the artifacts")
             for w in watch:
                 w.check()
             if waiting and time.monotonic() > deadline:
                 recent = "\n".join(f"  {e}" for e in self.all[-15:]) or "  (none)"
+                what = " ".join(x for x in (kind, path if isinstance(path, str) else None) if x)
+                who = ", ".join(n or "any client" for n in waiting)
                 raise PhaseTimeout(
-                    f"phase {phase!r}: no install-server event '{kind}' from {', '.join(waiting)} within "
-                    f"{timeout:.0f} s (arrived: {', '.join(seen) or 'none'}); last events:\n{recent}"
+                    f"phase {phase!r}: no install-server event '{what}' from {who} within {timeout:.0f} s "
+                    f"(arrived: {', '.join(n or 'any' for n in seen) or 'none'}); last events:\n{recent}"
                 )
             if waiting:
-                time.sleep(0.2)
+                time.sleep(0.1)
         return seen
 
 

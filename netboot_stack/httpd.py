@@ -2,13 +2,14 @@
 
 Standard library only (plus AII's nbp module, bind-mounted beside it).  It starts dnsmasq as its child and
 exits if dnsmasq dies, so the container is up exactly when both are.  It serves the TFTP root over HTTP
-(kickstarts, boot files, iPXE scripts) and two endpoints:
+(kickstarts, boot files, iPXE scripts) and these endpoints:
 
 * `/cgi-bin/aii-installack.cgi`: the install acknowledgement.  The node is the one whose address the request
   comes from; no parameter can name another node.  The node is switched to boot from its disk.
 * `/xenlab/install-failed?reason=…`: an installer reports why it stopped (Anaconda's %onerror role).
 * `/xenlab/booted`: an installed system says it is up (its xenlab-ready unit), again by its address: the
   witness that a guest, whose console only its Xen host sees, runs what was installed.
+* `/xenlab/health`: answers once the server runs (the lab waits for it, and for dnsmasq's ports).
 
 Every request, ack and failure is one JSON line in the events file, with the client's address.
 """

@@ -166,6 +166,7 @@ class InstallServer:
             hint="runc must run as root; see the container log for what the server said",
         )
         self._wait_ready()
+        self.events.liveness = self._liveness
         self.events.start_polling()
         self.started_at = time.monotonic()
         log.info("install server %s ready in %.2f s", self.container_id, self.started_at - started)
@@ -192,6 +193,17 @@ class InstallServer:
             hint="is port 53/67/69 in use in the server namespace, or the rootfs image broken? "
             "`./xenlab down --all` removes leftovers; `python -m images build` rebuilds",
         )
+
+    def _liveness(self) -> str | None:
+        """None while the container's first process (the HTTP server, which supervises dnsmasq) runs."""
+        try:
+            pid = int((self.work_dir / "server.pid").read_text())
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, ValueError, IndexError):
+            return f"the install server's container {self.container_id} is gone"
+        if state in ("Z", "X"):
+            return f"the install server's container {self.container_id} has exited"
+        return None
 
     def _dnsmasq_ready(self) -> bool:
         try:

@@ -148,7 +148,7 @@ def install_guests(lab: Lab, gateway: Gateway) -> dict[str, Event]:
     )
     for guest in gateway.guests:
         record_guest_phases(lab, gateway, guest)
-    return booted
+    return {guest: booted[guest] for guest in gateway.guests}
 
 
 def entry_paths(lab: Lab, guest: str) -> frozenset[str]:

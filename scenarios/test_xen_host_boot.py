@@ -3,7 +3,7 @@
 The disk is the dom0 payload with GRUB whose menu the system under test (ncm-grub, from cagxen01's
 profile) wrote; QEMU runs it under TCG with `-cpu qemu64,+npt`.  Witnesses: the console shows GRUB, Xen and
 dom0 in that order; in dom0, `xl info` and `xl list` show Xen running and dom0 with the memory the profile's
-`dom0_mem` gives it.  (The installer that puts this system on an empty disk is the next step of issue 6.)
+`dom0_mem` gives it.  (The installer puts this system on an empty disk in `test_host_install.py`.)
 """
 
 from __future__ import annotations

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from lab.errors import PhaseTimeout, ProductFailure
-from netboot_stack.events import EventLog, ResetLoop, mac_of_link_local, parse_dnsmasq_line
+from lab.errors import LabError, PhaseTimeout, ProductFailure, ServerDown
+from netboot_stack.events import EventLog, Kind, ResetLoop, mac_of_link_local, parse_dnsmasq_line
 
 DNSMASQ = """\
 Nov 25 10:27:33 dnsmasq-dhcp[6]: 3612712040 DHCPACK(eth0) 10.77.0.50 52:54:00:01:00:32 cagnode50
@@ -66,6 +67,35 @@ def test_wait_for_fails_fast_on_a_reported_install_failure(log: EventLog, tmp_pa
     append_event(tmp_path, kind="install-failed", client="10.77.0.50", node="cagnode50", reason="no disk")
     with pytest.raises(ProductFailure, match="no disk"):
         log.wait_for(phase="install", timeout=30, kind="ack", node="cagnode50")
+
+
+@pytest.mark.parametrize("nodes", [["cagnode50"], [None], ["cagnode50", "cagnode51"]], ids=["one", "any", "each"])
+def test_a_server_error_ends_every_wait_at_once_as_the_labs_failure(
+    log: EventLog, tmp_path: Path, nodes: list[str | None]
+) -> None:
+    append_event(tmp_path, kind="server-error", what="dnsmasq exited with status 2")
+    started = time.monotonic()
+    with pytest.raises(ServerDown, match="the install server failed: dnsmasq exited with status 2"):
+        log.wait_for_each(nodes, phase="guests", timeout=30, kind="booted")
+    assert time.monotonic() - started < 2
+    assert issubclass(ServerDown, LabError) and not issubclass(ServerDown, ProductFailure)
+
+
+def test_a_dead_container_ends_every_wait(log: EventLog) -> None:
+    log.liveness = lambda: "the install server's container (pid 4242) is gone"
+    with pytest.raises(ServerDown, match="container \\(pid 4242\\) is gone"):
+        log.wait_for_each(["cagnode50"], phase="guests", timeout=30, kind="booted")
+
+
+def test_waits_for_one_and_for_each_are_one_loop(log: EventLog, tmp_path: Path) -> None:
+    append_event(tmp_path, kind="install-failed", client="10.77.0.51", node="cagnode51", reason="no disk")
+    with pytest.raises(ProductFailure, match="cagnode51 reported: install-failed no disk"):
+        log.wait_for_each(["cagnode50", "cagnode51"], phase="guests", timeout=30, kind="ack")
+    append_event(tmp_path, kind="ack", client="10.77.0.50", node="cagnode50")
+    arrived: list[str | None] = []
+    got = log.wait_for_each(["cagnode50"], phase="a", timeout=5, kind="ack", arrived=lambda e: arrived.append(e.node))
+    assert got["cagnode50"].kind == Kind.ACK == "ack" and arrived == ["cagnode50"]
+    assert log.wait_for(phase="a", timeout=5, kind=Kind.ACK, node="cagnode50") == got["cagnode50"]
 
 
 def test_wait_for_timeout_lists_recent_events(log: EventLog) -> None:

@@ -193,3 +193,19 @@ def test_xen_host_slots_are_held_machine_wide_and_freed_by_a_dead_holder(tmp_pat
             assert slot == 0
     finally:
         holder.kill()
+
+
+def test_a_dead_dnsmasq_ends_a_long_wait_within_seconds_as_a_lab_failure(run_dir: Path) -> None:
+    from lab.errors import ServerDown
+
+    spec = LabSpec("dead-dnsmasq", nodes=(NodeSpec("cagnode50", host=50), NodeSpec("cagnode51", host=51)))
+    with Lab(spec, run_dir=run_dir) as lab:
+        dnsmasq = [
+            p for p in netns.pids(lab.network.server_netns) if b"dnsmasq" in Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
+        assert len(dnsmasq) == 1, dnsmasq
+        os.kill(dnsmasq[0], signal.SIGKILL)  # the lab's own server process, by its PID
+        started = time.monotonic()
+        with pytest.raises(ServerDown, match="install server failed: dnsmasq exited|container .* (is gone|has exited)"):
+            lab.server.events.wait_for_each(["cagnode50", "cagnode51"], phase="guests", timeout=600, kind="booted")
+        assert time.monotonic() - started < 10
