@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import capacity
+from lab import capacity, settings
 from lab.errors import LabError, ProductFailure
 from lab.lab import KEEP_ENV
 from lab.paths import REPO, new_run_dir
@@ -41,6 +41,16 @@ def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger("xenlab").setLevel(logging.INFO)
     if config.getoption("keep"):
         os.environ[KEEP_ENV] = "1"  # xdist workers inherit it
+    settings.reread()
+
+
+@pytest.fixture(autouse=True)
+def settings_of_this_test() -> Generator[None, None, None]:
+    """The XENLAB_* settings as this test's environment has them (a test may monkeypatch them), and as the
+    process had them again afterwards."""
+    settings.reread()
+    yield
+    settings.reread()
 
 
 @pytest.fixture

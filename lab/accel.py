@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab import settings
 from lab.paths import cache_dir
 
 log = logging.getLogger("xenlab.accel")
@@ -100,8 +101,7 @@ def boots_with(qemu: str, accel: str, kernel: Path, initrd: Path, timeout: float
 
 def choose(kernel: Path, initrd: Path, qemu: str = "qemu-system-x86_64") -> Accelerator:
     """KVM if a KVM guest really boots here, else TCG (said once, then cached)."""
-    forced = os.environ.get("XENLAB_ACCEL")
-    if forced == "tcg":
+    if settings.current().accel == "tcg":
         return tcg("XENLAB_ACCEL=tcg")
     binary = shutil.which(qemu) or qemu
     cache = cache_dir() / "accel.json"

@@ -15,8 +15,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from lab import settings
 from lab.errors import LabError
-from lab.registry import STATE_DIR
+from lab.paths import state_dir
 
 log = logging.getLogger("xenlab.capacity")
 
@@ -25,16 +26,16 @@ CORES_PER_XEN_HOST = 4  # two vCPUs of TCG plus the install server, the test pro
 
 def xen_host_slots() -> int:
     """`XENLAB_XEN_HOSTS` if set, else one Xen host per four cores (at least one)."""
-    configured = os.environ.get("XENLAB_XEN_HOSTS")
-    if configured:
-        return max(1, int(configured))
+    configured = settings.current().xen_hosts
+    if configured is not None:
+        return configured
     return max(1, (os.cpu_count() or 1) // CORES_PER_XEN_HOST)
 
 
 @contextmanager
 def xen_host_slot(timeout: float = 7200) -> Iterator[int]:
     """Hold one of the machine's Xen-host slots for the block; waits (saying so) while all are taken."""
-    directory = STATE_DIR / "xen-hosts"
+    directory = state_dir() / "xen-hosts"
     directory.mkdir(parents=True, exist_ok=True)
     count = xen_host_slots()
     deadline = time.monotonic() + timeout

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import shutil
 import signal
 import sys
@@ -30,7 +29,7 @@ from types import FrameType
 
 from images import catalog
 from images.recipes import dummy_installer, server_rootfs
-from lab import accel, netns, preflight, registry, ssh, topology
+from lab import accel, netns, preflight, registry, settings, ssh, topology
 from lab.errors import PreflightError, ProductFailure
 from lab.network import LabNetwork, NetworkConfig, tap_name
 from lab.paths import new_run_dir, work_root
@@ -124,14 +123,14 @@ def check_spec(spec: LabSpec) -> None:
             )
 
 
-KEEP_ENV = "XENLAB_KEEP"  # set (by `pytest --keep`): labs stay up after their scenario until Ctrl-C
+KEEP_ENV = settings.KEEP  # set (by `pytest --keep`): labs stay up after their scenario until Ctrl-C
 
 
 class Lab:
     def __init__(self, spec: LabSpec, *, run_dir: Path | None = None, keep: bool | None = None) -> None:
         self.spec = spec
         self.run_dir = run_dir
-        self.keep = os.environ.get(KEEP_ENV) == "1" if keep is None else keep
+        self.keep = settings.current().keep if keep is None else keep
         self.timeline = Timeline()
         self.stack = ExitStack()
         self.vms: dict[str, Vm] = {}

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from lab import settings
+from lab.settings import REPO
+
+__all__ = ["REPO", "artifacts_root", "cache_dir", "new_run_dir", "state_dir", "work_root"]
 
 
 def cache_dir() -> Path:
     """Built images and fetched packages, shared by every run on the machine (content-addressed)."""
-    return Path(os.environ.get("XENLAB_CACHE", "/var/cache/xenlab"))
+    return settings.current().cache
 
 
 def work_root() -> Path:
     """Per-lab scratch (disk overlays, sockets, the served tree); removed with the lab."""
-    return Path(os.environ.get("XENLAB_WORK", "/var/tmp/xenlab"))
+    return settings.current().work
 
 
 def artifacts_root() -> Path:
-    return Path(os.environ.get("XENLAB_ARTIFACTS", REPO / "artifacts"))
+    return settings.current().artifacts
+
+
+def state_dir() -> Path:
+    """Labs' locks and records, Xen-host slots, runc's state."""
+    return settings.current().state_dir
 
 
 def new_run_dir(label: str) -> Path:

@@ -20,25 +20,24 @@ from typing import IO
 
 from lab import netns
 from lab.errors import LabError
-from lab.paths import work_root
+from lab.paths import state_dir, work_root
 from lab.process import kill_pid, run
 
 log = logging.getLogger("xenlab.registry")
 
-STATE_DIR = Path(os.environ.get("XENLAB_STATE_DIR", "/run/xenlab"))
 LAB_PREFIX = "xenlab"
 MAX_SLOTS = 200
 _LAB_ID = re.compile(rf"^{LAB_PREFIX}(\d+)$")
 
 
 def labs_dir() -> Path:
-    path = STATE_DIR / "labs"
+    path = state_dir() / "labs"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def runc_root() -> Path:
-    return STATE_DIR / "runc"
+    return state_dir() / "runc"
 
 
 @dataclass

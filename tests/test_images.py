@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from images import cpio, kmod, store
+from lab import settings
 
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XENLAB_CACHE", str(tmp_path / "cache"))
+    settings.reread()
 
 
 def test_a_build_is_reused_and_rebuilt_only_when_its_inputs_change() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import netns, preflight, registry
+from lab import netns, preflight, registry, settings
 from lab.errors import LabError, PreflightError
 from lab.lab import Lab, LabSpec, NodeSpec
 from lab.paths import REPO, work_root
@@ -170,8 +170,9 @@ def test_xen_host_slots_are_held_machine_wide_and_freed_by_a_dead_holder(tmp_pat
     """Another process holding the only slot makes a taker wait; its death frees the slot at once."""
     from lab import capacity
 
-    monkeypatch.setattr(capacity, "STATE_DIR", tmp_path)
+    monkeypatch.setenv("XENLAB_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("XENLAB_XEN_HOSTS", "1")
+    settings.reread()
     holder = subprocess.Popen(
         [
             sys.executable,
