@@ -20,6 +20,7 @@ from typing import Any
 from images.recipes import dom0
 from lab.errors import PreflightError
 from lab.topology import profile_paths
+from quattor.ncm.components import xen_model
 from quattor.profile import ProfileError, load
 
 log = logging.getLogger("xenlab.profiles")
@@ -84,15 +85,16 @@ def compile_for_lab(
 def keep_domains(path: Path, names: Iterable[str]) -> None:
     """The Xen host's profile at `path` with only the ncm-xen domains named (either form of `domains`), for a
     run that starts only those guests."""
-    tree = json.loads(path.read_text())
-    xen = tree["software"]["components"]["xen"]
+    profile = load(path)
     wanted = set(names)
-    domains = xen["domains"]
-    if isinstance(domains, dict):  # the nlist form: key -> {options: {name: …}, …}
-        xen["domains"] = {k: v for k, v in domains.items() if v.get("options", {}).get("name", k) in wanted}
-    else:
-        xen["domains"] = [d for d in domains if d.get("name") in wanted]
-    path.write_text(json.dumps(tree, indent=1))
+    domains = xen_model.read(profile.reader("/software/components/xen")).domains  # ncm-xen's own reading
+    keep = [d.options.name in wanted for d in domains]
+    xen = profile.tree["software"]["components"]["xen"]
+    if isinstance(xen["domains"], dict):  # the nlist form, keyed by config name
+        xen["domains"] = {d.key: xen["domains"][d.key] for d, k in zip(domains, keep, strict=True) if k}
+    else:  # the 2007 list form, in profile order
+        xen["domains"] = [raw for raw, k in zip(xen["domains"], keep, strict=True) if k]
+    path.write_text(json.dumps(profile.tree, indent=1))
 
 
 def _get(tree: Any, path: tuple[str, ...]) -> Any:

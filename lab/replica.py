@@ -30,6 +30,8 @@ from typing import Any
 
 from lab import topology
 from lab.errors import PreflightError
+from quattor.ncm.components import xen_model
+from quattor.profile import ProfileError
 
 MAC = re.compile(r"\b([0-9A-Fa-f]{2}):([0-9A-Fa-f]{2}):([0-9A-Fa-f]{2})((?::[0-9A-Fa-f]{2}){3})\b")
 IPV4 = re.compile(r"(?<![0-9.])(\d{1,3}(?:\.\d{1,3}){3})(?![0-9.])")
@@ -102,8 +104,8 @@ def renaming(site: topology.Site, rule: ReplicaRule) -> Renaming:
         raise PreflightError(f"replica subnet {new} overlaps the original {old}", hint="give another subnet")
     domains: set[str] = set()
     for node in site.nodes:
-        for key, domain in _domains(node.profile.tree):
-            domains.update({key, str(domain.get("name", key))} if isinstance(domain, dict) else {key})
+        for domain in xen_domains(node):
+            domains.update({domain.key, domain.options.name})
     names = {n.name for n in site.nodes if rule.rename_server or n.name != site.server.name} | domains
     mapping = {n: rule.names.format(name=n) for n in sorted(names)}
     for old_name, new_name in mapping.items():
@@ -112,13 +114,14 @@ def renaming(site: topology.Site, rule: ReplicaRule) -> Renaming:
     return Renaming(mapping, old, new, rule.mac_shift % 256)
 
 
-def _domains(tree: dict[str, Any]) -> list[tuple[str, Any]]:
-    domains = tree.get("software", {}).get("components", {}).get("xen", {}).get("domains")
-    if isinstance(domains, list):
-        return [(str(d.get("name", "")), d) for d in domains if isinstance(d, dict)]
-    if isinstance(domains, dict):
-        return [(k, v.get("options", {}) if isinstance(v, dict) else {}) for k, v in domains.items()]
-    return []
+def xen_domains(node: topology.NodeFile) -> tuple[xen_model.Domain, ...]:
+    """The node's ncm-xen domains, read by ncm-xen's own reader (either form of `domains`); none if it has none."""
+    if node.profile.get("/software/components/xen/domains") is None:
+        return ()
+    try:
+        return xen_model.read(node.profile.reader("/software/components/xen")).domains
+    except ProfileError as exc:
+        raise PreflightError(f"{node.path}: {exc}", hint="ncm-xen reads this on the host") from None
 
 
 def replicate(source: Path, dest: Path, rule: ReplicaRule | None = None) -> Renaming:

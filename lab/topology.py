@@ -21,7 +21,7 @@ import re
 import shutil
 import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lab.errors import PreflightError
@@ -80,8 +80,6 @@ class HostPlan:
     path: Path
 
     def with_guests(self, guests: Iterable[GuestPlan]) -> HostPlan:
-        from dataclasses import replace
-
         return replace(self, guests=tuple(guests))
 
     @property

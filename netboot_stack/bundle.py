@@ -1,8 +1,9 @@
 """The OCI runtime bundle (config.json) of the install-server container.
 
 It joins the lab's server network namespace (created beforehand, holding the veth end) and sets no
-`rlimits` (runc cannot set them on these machines, which is also why podman cannot start containers here).  The root
-filesystem is the shared read-only image; everything per lab is bind-mounted in.
+`rlimits`: setting them fails on these machines (why podman cannot start containers here), and `runc run`
+of a bundle without them works.  The root filesystem is the shared read-only image; everything per lab is
+bind-mounted in.
 """
 
 from __future__ import annotations

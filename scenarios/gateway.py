@@ -10,6 +10,7 @@ and boots what it installed, which tells the install server it is up.
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from images.recipes import dom0_payload, guest_payload
 from lab import topology, xen
 from lab.lab import Lab, LabSpec, spec_from_profiles
 from lab.profiles import compile_for_lab, keep_domains
-from lab.topology import GuestPlan, HostPlan, Topology
+from lab.topology import HostPlan, Topology
 from lab.vm import DiskConfig
 from netboot_stack.events import Event, ResetLoop
 from quattor.aii.nbp import IPXE_DIR, PXELINUX_DIR
@@ -29,7 +30,6 @@ log = logging.getLogger("xenlab.gateway")
 
 HOST_PAYLOAD = "dom0.tar.zst"
 GUEST_PAYLOAD = "guest.tar.zst"
-VARIANTS = ("pv", "hvm")  # which of the host's guests a run starts: its PV ones, or its HVM ones
 
 
 class NotInProfiles(Exception):
@@ -50,10 +50,6 @@ class Gateway:
     @property
     def guests(self) -> tuple[str, ...]:
         return tuple(g.name for g in self.host.guests)
-
-    def guest(self, name: str) -> GuestPlan:
-        (plan,) = [g for g in self.host.guests if g.name == name]
-        return plan
 
     @property
     def guests_timeout(self) -> float:
@@ -109,10 +105,11 @@ def prepare(lab: Lab, gateway: Gateway) -> None:
     lab.server.publish(guest_payload.build() / GUEST_PAYLOAD, f"payload/{GUEST_PAYLOAD}")
     nodes = (gateway.host.name, *gateway.guests)
     for node in nodes:
-        served = gateway.topology.installed(node).osinstall.get("profile_url")
-        name = f"profile_{node}.json"  # JSON whatever name the URL gives: ncm-ncd reads either form by content
-        path = str(served).split("/profiles/", 1)[1] if "/profiles/" in str(served) else name
-        lab.server.write(f"profiles/{path}", (gateway.profiles / name).read_text())
+        # Where the node's own profile_url says (preflight checked the install server serves it); JSON whatever
+        # name the URL gives: ncm-ncd reads either form by content.
+        url = str(gateway.topology.installed(node).osinstall.get("profile_url", ""))
+        path = urllib.parse.urlsplit(url).path.lstrip("/") or f"profiles/profile_{node}.json"
+        lab.server.write(path, (gateway.profiles / f"profile_{node}.json").read_text())
     lab.aii("configure", gateway.host.name, profiles=gateway.profiles, image="installer", payload=HOST_PAYLOAD)
     lab.aii("configure", *gateway.guests, profiles=gateway.profiles, payload=GUEST_PAYLOAD)
     lab.aii("install", *nodes, profiles=gateway.profiles)

@@ -181,21 +181,13 @@ def test_dhcp_entries_refuse_a_mac_taken_by_another_node(tmp_path: Path) -> None
 
 
 def test_profiles_load_from_a_url(tmp_path: Path) -> None:
-    import http.server
-    import threading
+    from quattor.profile import load
+    from tests.loopback_http import directory, serving
 
     write(tmp_path, shipped("cagnode50"), "profile_cagnode50.json")
-    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path))  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        from quattor.profile import load
-
-        aii = node.read(load(f"{url}/profile_cagnode50.json"))
-        assert aii.ip == ipaddress.IPv4Address("10.77.0.50")
-    finally:
-        server.shutdown()
+    with serving(directory(tmp_path)) as where:
+        aii = node.read(load(f"http://{where}/profile_cagnode50.json"))
+    assert aii.ip == ipaddress.IPv4Address("10.77.0.50")
 
 
 def test_a_lab_from_profiles_reads_them_as_aii_does(tmp_path: Path) -> None:

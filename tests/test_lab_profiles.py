@@ -58,3 +58,22 @@ def test_a_directory_without_profiles_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(PreflightError, match="no compiled profiles"):
         compile_for_lab(tmp_path, tmp_path / "out", kernel_release="2.0")
+
+
+@pytest.mark.parametrize(
+    ("source", "host", "keep"),
+    [
+        (PROFILES, "cagxen01", ("cagnode50", "cagnode51")),  # the 2007 list form
+        (PROFILES / "westgrid", "vmhost07", ("wn-west-worker02",)),  # the nlist form, keyed by config name
+    ],
+)
+def test_a_run_keeps_only_its_guests_in_either_form_of_domains(
+    tmp_path: Path, source: Path, host: str, keep: tuple[str, ...]
+) -> None:
+    from lab.profiles import keep_domains
+    from quattor.ncm.components import xen_model
+
+    out = compile_for_lab(source, tmp_path, kernel_release=NEW)
+    keep_domains(out / f"profile_{host}.json", keep)
+    config = xen_model.read(load(out / f"profile_{host}.json").reader("/software/components/xen"))
+    assert tuple(d.options.name for d in config.domains) == keep

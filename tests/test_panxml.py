@@ -3,9 +3,7 @@ into the same tree and checked by the same readers as the JSON form."""
 
 from __future__ import annotations
 
-import http.server
 import ipaddress
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from quattor.ncm.component import Context
 from quattor.ncm.components import xen_model
 from quattor.ncm.components.xen import XenComponent
 from quattor.profile import ProfileError, load, load_node
+from tests.loopback_http import directory, serving
 from tests.quattor_helpers import shipped
 
 # Written by hand in panc's `pan` XML format (CCM's XMLPanProfile: nlist/list/string/long/double/boolean,
@@ -81,13 +80,8 @@ def test_the_xml_form_reads_as_the_json_form(tmp_path: Path) -> None:
 
 @pytest.fixture
 def profile_server(tmp_path: Path) -> Iterator[str]:
-    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path))  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
+    with serving(directory(tmp_path)) as where:
+        yield f"http://{where}"
 
 
 def test_the_xml_form_by_url(tmp_path: Path, profile_server: str) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from pypxeboot import dhcp, tftp
 from pypxeboot.errors import BootError
+from tests.loopback_http import serving
 
 GUEST = bytes.fromhex("aa0086e23572")
 DOM0 = bytes.fromhex("525400010032")
@@ -291,12 +292,8 @@ def redirecting_server() -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
+    with serving(Handler) as where:
+        yield where
 
 
 def test_redirects_are_never_followed(redirecting_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
