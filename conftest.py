@@ -1,4 +1,4 @@
-"""Shared fixtures and reporting for every test tier.
+"""Fixtures and reporting for every test tier (the scenarios' own are in scenarios/conftest.py).
 
 Failures are tagged as the lab's own (`LabError`: QEMU would not start, an image did not build) or the
 product's (`ProductFailure`: a node did not install), in the report and in JUnit XML properties, so that a
@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import capacity, settings
-from lab.errors import LabError, ProductFailure
-from lab.lab import KEEP_ENV
-from lab.paths import REPO, new_run_dir
+from foundation import settings
+from foundation.errors import LabError, ProductFailure
+from foundation.paths import new_run_dir
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -28,19 +27,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="keep each lab up after its scenario, passed or failed, until Ctrl-C (prints how to get in)",
     )
-    group.addoption(
-        "--profiles",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="gateway scenarios: compiled profiles (profile_<node>.json or .xml) instead of the shipped sets",
-    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger("xenlab").setLevel(logging.INFO)
     if config.getoption("keep"):
-        os.environ[KEEP_ENV] = "1"  # xdist workers inherit it
+        os.environ[settings.KEEP] = "1"  # xdist workers inherit it
     settings.reread()
 
 
@@ -51,26 +43,6 @@ def settings_of_this_test() -> Generator[None, None, None]:
     settings.reread()
     yield
     settings.reread()
-
-
-@pytest.fixture
-def xen_host_slot() -> Generator[int, None, None]:
-    """One of the machine's Xen-host slots (lab.capacity), held while a scenario boots a nested Xen host."""
-    with capacity.xen_host_slot() as slot:
-        yield slot
-
-
-@pytest.fixture
-def gateway_profiles(request: pytest.FixtureRequest) -> Path:
-    """The profiles a gateway scenario installs: `--profiles DIR`, else the shipped ones."""
-    chosen: Path | None = request.config.getoption("profiles")
-    if chosen is None:
-        return REPO / "profiles"
-    if not chosen.is_dir() or (not any(chosen.glob("profile_*.json")) and not any(chosen.glob("profile_*.xml"))):
-        raise pytest.UsageError(
-            f"--profiles {chosen}: not a directory of compiled profiles (profile_<node>.json or .xml)"
-        )
-    return chosen.resolve()
 
 
 @pytest.fixture

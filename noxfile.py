@@ -102,9 +102,9 @@ def gateway_selection(posargs: list[str]) -> str:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Netboot phases and memory; then the host install's phases (pass --runs N to either)."""
-    session.run(sys.executable, "-m", "scenarios.bench_netboot", *session.posargs)
+    session.run(sys.executable, "-m", "benchmarks.netboot", *session.posargs)
     host_args = [a for a in session.posargs if a != "--baseline"]  # the bare-QEMU baseline is the netboot's
-    session.run(sys.executable, "-m", "scenarios.bench_phases", "scenarios/test_host_install.py", *host_args)
+    session.run(sys.executable, "-m", "benchmarks.phases", "scenarios/test_host_install.py", *host_args)
 
 
 @nox.session(name="bench-gateway")
@@ -113,7 +113,7 @@ def bench_gateway(session: nox.Session) -> None:
     argv = session.posargs or ["--runs", "1"]
     test = "scenarios/test_gateway_reinstall.py::test_the_gateway_reinstalls_from_empty_disks"
     for run in ("seed-pv", "seed-hvm"):
-        session.run(sys.executable, "-m", "scenarios.bench_phases", f"{test}[{run}]", *argv)
+        session.run(sys.executable, "-m", "benchmarks.phases", f"{test}[{run}]", *argv)
 
 
 @nox.session

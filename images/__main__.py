@@ -10,8 +10,8 @@ import argparse
 import logging
 import sys
 
+from foundation.errors import XenlabError
 from images import catalog
-from lab.errors import XenlabError
 
 
 def main(argv: list[str] | None = None) -> int:

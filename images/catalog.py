@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from foundation.errors import PreflightError
 from images.recipes import (
     bootfiles,
     dom0,
@@ -17,7 +18,6 @@ from images.recipes import (
     kernel,
     server_rootfs,
 )
-from lab.errors import PreflightError
 
 RECIPES: dict[str, Callable[[], Path]] = {
     "kernel": kernel.build,
@@ -32,11 +32,15 @@ RECIPES: dict[str, Callable[[], Path]] = {
     "guest-payload": guest_payload.build,
 }
 NAMES = tuple(RECIPES)
+# The payload images, by the one file each holds (what the install server serves under payload/).
+PAYLOAD_FILES = {"dom0-payload": "dom0.tar.zst", "guest-payload": "guest.tar.zst"}
+
+
+def check_name(name: str) -> None:
+    if name not in RECIPES:
+        raise PreflightError(f"no image named {name!r}", hint=f"known images: {', '.join(NAMES)}")
 
 
 def build(name: str) -> Path:
-    try:
-        recipe = RECIPES[name]
-    except KeyError:
-        raise PreflightError(f"no image named {name!r}", hint=f"known images: {', '.join(NAMES)}") from None
-    return recipe()
+    check_name(name)
+    return RECIPES[name]()

@@ -10,7 +10,7 @@ import os
 import stat
 from pathlib import Path
 
-from lab.process import run
+from foundation.process import run
 
 
 def _header(ino: int, mode: int, size: int, name: bytes, nlink: int = 1) -> bytes:

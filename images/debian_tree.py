@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from lab.process import run
+from foundation.process import run
 
 FILES = Path(__file__).resolve().parent / "files"
 

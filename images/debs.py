@@ -16,9 +16,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.errors import LabError
-from lab.paths import cache_dir
-from lab.process import run
+from foundation.errors import LabError
+from foundation.paths import cache_dir
+from foundation.process import run
 
 APT_LISTS = Path("/var/lib/apt/lists")
 

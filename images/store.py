@@ -7,12 +7,12 @@ import hashlib
 import json
 import logging
 import shutil
-import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from lab.paths import cache_dir
+from foundation.paths import cache_dir
+from foundation.process import run
 
 log = logging.getLogger("xenlab.images")
 
@@ -25,11 +25,11 @@ def images_dir() -> Path:
     return path
 
 
-def key_of(inputs: dict[str, object]) -> str:
+def key_of(inputs: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def build_or_reuse(recipe: str, inputs: dict[str, object], build: Callable[[Path], None]) -> Path:
+def build_or_reuse(recipe: str, inputs: Mapping[str, object], build: Callable[[Path], None]) -> Path:
     """Return the directory for `recipe` with these `inputs`, building it with `build(tmpdir)` if needed."""
     key = key_of(inputs)
     final = images_dir() / f"{recipe}-{key}"
@@ -68,7 +68,7 @@ def remove_tree(path: Path) -> None:
     with open("/proc/self/mounts") as f:
         mounts = [line.split()[1].encode().decode("unicode_escape") for line in f]
     for mount in sorted((m for m in mounts if m.startswith(real + "/")), key=len, reverse=True):
-        subprocess.run(["umount", "--lazy", mount], check=False, capture_output=True)
+        run(["umount", "--lazy", mount], check=False, timeout=60)
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -12,8 +12,8 @@ import logging
 import os
 import sys
 
-from lab import netns, registry
-from lab.process import pid_alive
+from foundation import netns, registry
+from foundation.process import pid_alive
 
 
 def status() -> int:

@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import settings
-from lab.paths import cache_dir
+from foundation import settings
+from foundation.paths import cache_dir
+from foundation.process import start
 
 log = logging.getLogger("xenlab.accel")
 
@@ -81,11 +82,9 @@ def boots_with(qemu: str, accel: str, kernel: Path, initrd: Path, timeout: float
         "-append",
         "console=ttyS0 xenlab.probe panic=-1",
     ]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout is not None
     seen = b""
     deadline = time.monotonic() + timeout
-    try:
+    with start(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, grace=0) as proc:
         while MARKER not in seen and time.monotonic() < deadline:
             ready, _, _ = select.select([proc.stdout], [], [], 0.2)
             if ready:
@@ -93,9 +92,6 @@ def boots_with(qemu: str, accel: str, kernel: Path, initrd: Path, timeout: float
                 if not chunk:
                     break
                 seen = seen[-4096:] + chunk
-    finally:
-        proc.kill()
-        proc.wait()
     return MARKER in seen
 
 

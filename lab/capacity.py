@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from lab import settings
-from lab.errors import LabError
-from lab.paths import state_dir
+from foundation import settings
+from foundation.errors import LabError
+from foundation.paths import state_dir
 
 log = logging.getLogger("xenlab.capacity")
 

@@ -20,7 +20,7 @@ from typing import IO
 import pexpect
 import pexpect.fdpexpect
 
-from lab.errors import FatalConsoleOutput, LabError, PhaseTimeout
+from foundation.errors import FatalConsoleOutput, LabError, PhaseTimeout
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[c78()][0-9A-B]?|[\x08\r\x00]")
 # An escape sequence cut by a read boundary: held back until its end arrives.

@@ -6,7 +6,7 @@ with Lab(spec) as lab:
     lab.serve_install("cagnode50", kickstart="...")
     vm = lab.vm("cagnode50")
     vm.start()
-    lab.wait_event("cagnode50", kind="ack", phase="ack", timeout=120)
+    lab.wait_event("cagnode50", kind=Kind.ACK, phase="ack", timeout=120)
 ```
 
 Everything a lab starts is entered into one `ExitStack` and recorded in its registry slot, so it is removed
@@ -26,23 +26,26 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from foundation import netns, registry, settings
+from foundation.errors import PreflightError, ProductFailure
+from foundation.network import LabNetwork, NetworkConfig, tap_name
+from foundation.paths import new_run_dir, work_root
+from foundation.process import run
 from images import catalog
-from images.recipes import dummy_installer, server_rootfs
-from lab import accel, netns, preflight, registry, settings, ssh, topology
-from lab.errors import PreflightError, ProductFailure
-from lab.network import LabNetwork, NetworkConfig, tap_name
-from lab.paths import new_run_dir, work_root
-from lab.process import run
+from lab import accel, image_set, preflight, ssh, topology
 from lab.timeline import Timeline
 from lab.topology import Site
 from lab.vm import DiskConfig, NicConfig, Vm, VmConfig
-from netboot_stack.config import InstallServerConfig, ServedNode
-from netboot_stack.events import Event
+from netboot_stack.config import InstallServerConfig, Route, ServedNode
+from netboot_stack.events import Event, Kind
 from netboot_stack.server import InstallServer
 from quattor.aii.nbp import BootEntry, NodeBoot
 
 log = logging.getLogger("xenlab.lab")
+
+PAYLOAD_DIR = "payload"  # where the install server serves the payloads, as AII's kickstarts name them
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class NodeSpec:
 
     name: str
     host: int  # host number inside the lab subnet
-    route: str = "pxelinux"
+    route: Route = Route.PXELINUX
     mac: str | None = None  # None: derived from the lab's MAC prefix, unique per lab
     memory_mb: int = 512
     cpus: int = 1
@@ -78,6 +81,7 @@ class LabSpec:
     subnet: ipaddress.IPv4Network = field(default=ipaddress.IPv4Network("10.77.0.0/24"))
     server_name: str = "gridinstall"  # the install server's host name, in `domain`
     server_host: int = 1  # its host number inside `subnet`
+    payloads: tuple[str, ...] = ()  # payload images the install server serves under payload/ (catalog names)
 
     def node(self, name: str) -> NodeSpec:
         for n in self.nodes:
@@ -86,7 +90,7 @@ class LabSpec:
         raise PreflightError(f"the lab has no node {name!r}", hint=f"nodes: {', '.join(n.name for n in self.nodes)}")
 
 
-def spec_from_profiles(label: str, profiles: Path | Site, names: Iterable[str], **node_options: object) -> LabSpec:
+def spec_from_profiles(label: str, profiles: Path | Site, names: Iterable[str], **node_options: Any) -> LabSpec:
     """A lab whose nodes are the profiles' machines (their names, MACs and addresses, read the way AII reads
     them) and whose install server, subnet and domain are the install server's profile's."""
     site = profiles if isinstance(profiles, Site) else topology.read_site(profiles)
@@ -94,7 +98,7 @@ def spec_from_profiles(label: str, profiles: Path | Site, names: Iterable[str], 
     for name in names:
         aii = site.installed(name)
         host = int(aii.ip) - int(site.subnet.network_address)
-        nodes.append(NodeSpec(name, host=host, mac=aii.mac, by_aii=True, **node_options))  # type: ignore[arg-type]
+        nodes.append(NodeSpec(name, host=host, mac=aii.mac, by_aii=True, **node_options))
     return LabSpec(
         label,
         tuple(nodes),
@@ -113,7 +117,7 @@ def check_spec(spec: LabSpec) -> None:
                 f"node {n.name}: no image named {n.installer!r}", hint=f"known images: {', '.join(catalog.NAMES)}"
             )
     names = [n.name for n in spec.nodes]
-    hosts = [n.host for n in spec.nodes]
+    hosts = [str(n.host) for n in spec.nodes]
     macs = [n.mac.lower() for n in spec.nodes if n.mac]
     for what, values in (("name", names), ("IP address", hosts), ("MAC", macs)):
         dup = {v for v in values if values.count(v) > 1}
@@ -121,9 +125,6 @@ def check_spec(spec: LabSpec) -> None:
             raise PreflightError(
                 f"two nodes share the {what} {sorted(dup)[0]}", hint="every node needs its own name, MAC and IP address"
             )
-
-
-KEEP_ENV = settings.KEEP  # set (by `pytest --keep`): labs stay up after their scenario until Ctrl-C
 
 
 class Lab:
@@ -135,7 +136,7 @@ class Lab:
         self.stack = ExitStack()
         self.vms: dict[str, Vm] = {}
         self._ssh: ssh.SshAccess | None = None
-        self.installers: dict[str, Path] = {}  # installer image name -> built image, for the lab's nodes
+        self.images: image_set.ImageSet
         self.slot: registry.LabSlot
         self.network: NetworkConfig
         self.server: InstallServer
@@ -157,12 +158,9 @@ class Lab:
 
     def _up(self) -> None:
         with self.timeline.phase("lab", "images"):
-            rootfs = server_rootfs.rootfs(server_rootfs.build())
-            preflight.check_dnsmasq(str(rootfs))
-            installers = {n.installer: catalog.build(n.installer) for n in self.spec.nodes}
-            probe = installers.get("dummy-installer") or dummy_installer.build()
-            self.accel = accel.choose(probe / "vmlinuz", probe / "initrd.img")
-        self.installers = installers
+            self.images = image_set.build((n.installer for n in self.spec.nodes), self.spec.payloads)
+            preflight.check_dnsmasq(str(self.images.server_rootfs))
+            self.accel = accel.choose(self.images.probe / "vmlinuz", self.images.probe / "initrd.img")
         with self.timeline.phase("lab", "lab-up"):
             registry.sweep()
             self.slot = registry.claim_slot()
@@ -190,9 +188,16 @@ class Lab:
                 self.network, domain=self.spec.domain, server_name=self.spec.server_name, nodes=served
             )
             self.server = InstallServer(
-                config, slot=self.slot, work_dir=self.work_dir, log_dir=self.run_dir / "install-server", rootfs=rootfs
+                config,
+                slot=self.slot,
+                work_dir=self.work_dir,
+                log_dir=self.run_dir / "install-server",
+                rootfs=self.images.server_rootfs,
+                bootfiles=self.images.bootfiles,
             )
             self.stack.enter_context(self.server)
+            for file_name, path in self.images.payloads.items():
+                self.server.publish(path, f"{PAYLOAD_DIR}/{file_name}")
         log.info("lab %s is up; logs in %s", self.slot.lab_id, self.run_dir)
 
     def __exit__(self, *exc: object) -> None:
@@ -257,7 +262,7 @@ class Lab:
     def serve_install(self, name: str, *, kickstart: str, append: Iterable[str] = ()) -> BootEntry:
         """Publish the node's installer and kickstart, and switch the node to install at its next boot."""
         node = self.spec.node(name)
-        image = self.installers[node.installer]
+        image = self.images.installer(node.installer)
         kernel = self.server.publish(image / "vmlinuz", f"boot/{node.installer}/vmlinuz")
         initrd = self.server.publish(image / "initrd.img", f"boot/{node.installer}/initrd.img")
         ks = self.server.write(f"ks/{self.fqdn(name)}.ks", kickstart)
@@ -278,7 +283,7 @@ class Lab:
         installer: `boot/installer/vmlinuz` and `boot/installer/initrd.img`.
         """
         if image is not None:
-            built = self.installers.get(image) or catalog.build(image)
+            built = self.images.installer(image)
             self.server.publish(built / "vmlinuz", "boot/installer/vmlinuz")
             self.server.publish(built / "initrd.img", "boot/installer/initrd.img")
         argv = [
@@ -344,7 +349,7 @@ class Lab:
         return self._ssh
 
     # --- witnesses -----------------------------------------------------------------------------------------
-    def wait_event(self, name: str, *, kind: str, phase: str, timeout: float, path: str | None = None) -> Event:
+    def wait_event(self, name: str, *, kind: Kind, phase: str, timeout: float, path: str | None = None) -> Event:
         """Wait for the install server to see `kind` from node `name`, recorded as a phase of that node.
 
         The node's own console is watched for fatal output (another machine's failure is not this one's).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from lab.errors import PreflightError
+from foundation.errors import PreflightError
 
 # Tools the lab runs on the machine, and the Debian package that provides each.
 TOOLS = {

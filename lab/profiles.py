@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from images.recipes import dom0
-from lab.errors import PreflightError
+from foundation.errors import PreflightError
 from lab.topology import profile_paths
 from quattor.ncm.components import xen_model
 from quattor.profile import ProfileError, load
@@ -45,21 +44,14 @@ def retarget_kernel(tree: dict[str, Any], release: str) -> dict[str, Any]:
     declared = _get(tree, KERNEL_VERSION)
     if not isinstance(declared, str) or not declared or declared == release:
         return tree
-    return replace_strings(tree, declared, release)  # type: ignore[no-any-return]
+    retargeted: dict[str, Any] = replace_strings(tree, declared, release)
+    return retargeted
 
 
-def payload_kernel_release() -> str:
-    """The release of the kernel the lab's payloads carry (the dom0 payload's: the one ncm-grub must find)."""
-    return dom0.release(dom0.build())
-
-
-def compile_for_lab(
-    source: Path, dest: Path, *, kernel_release: str | None = None, ssh_public_key: str | None = None
-) -> Path:
-    """Copy every `profile_*.json` of `source` into `dest`, retargeted at `kernel_release` (by default the
-    payloads' kernel) and, if given, with `ssh_public_key` as each installable node's kickstart key.
-    Returns `dest`."""
-    kernel_release = kernel_release or payload_kernel_release()
+def compile_for_lab(source: Path, dest: Path, *, kernel_release: str, ssh_public_key: str | None = None) -> Path:
+    """Copy every profile of `source` into `dest` as JSON, retargeted at `kernel_release` (the payloads'
+    kernel, which the lab's `images` know) and, if given, with `ssh_public_key` as each installable node's
+    kickstart key.  Returns `dest`."""
     dest.mkdir(parents=True, exist_ok=True)
     sources = profile_paths(source)
     if not sources:

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from foundation.errors import PreflightError
 from lab import topology
-from lab.errors import PreflightError
 from quattor.ncm.components import xen_model
 from quattor.profile import ProfileError
 

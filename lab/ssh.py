@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lab import netns
-from lab.process import run
+if TYPE_CHECKING:
+    import testinfra.host
+
+from foundation import netns
+from foundation.process import run
 
 
 class SshAccess:
@@ -23,7 +27,7 @@ class SshAccess:
     def public_key(self) -> str:
         return self.key.with_suffix(".pub").read_text().strip()
 
-    def host(self, address: str) -> object:
+    def host(self, address: str) -> testinfra.host.Host:
         """A testinfra host for root@address."""
         import testinfra
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lab.errors import PreflightError
+from foundation.errors import PreflightError
 from quattor.aii import node as aii_node
 from quattor.aii.node import AiiNode
 from quattor.ncm.components import grub, xen_model

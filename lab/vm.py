@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from lab import netns
+from foundation import netns
+from foundation.errors import LabError, PhaseTimeout
+from foundation.process import Child, peak_rss_mib, run, spawn
+from foundation.registry import LabSlot
 from lab.accel import Accelerator
 from lab.console import SerialConsole, connect
-from lab.errors import LabError, PhaseTimeout
-from lab.process import peak_rss_mib, run, spawn, stop
-from lab.registry import LabSlot
 
 log = logging.getLogger("xenlab.vm")
 
@@ -72,7 +71,7 @@ class Vm:
         self.log_dir = log_dir
         self.accel = accel
         self.boots = 0
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Child | None = None
         self.console: SerialConsole | None = None
         self.qmp: QEMUMonitorProtocol | None = None
         self._disks_ready = False
@@ -163,8 +162,8 @@ class Vm:
             raise LabError(f"{self.name} is already running")
         self._prepare_disks()
         self.boots += 1
-        for sock in ("serial.sock", "qmp.sock"):
-            (self.work_dir / sock).unlink(missing_ok=True)
+        for socket_name in ("serial.sock", "qmp.sock"):
+            (self.work_dir / socket_name).unlink(missing_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         argv = netns.exec_argv(self.netns, self.argv())
         self.proc = spawn(argv, log_path=self.log_dir / "qemu.log")
@@ -224,7 +223,7 @@ class Vm:
                 )
             time.sleep(0.1)
         self._after_exit()
-        return self.proc.returncode
+        return self.proc.wait()
 
     def _after_exit(self) -> None:
         if self.qmp is not None:
@@ -246,5 +245,5 @@ class Vm:
                 self.proc.wait(5)
             except Exception:  # QMP may already be gone; fall through to the signal
                 pass
-        stop(self.proc)
+        self.proc.stop()
         self._after_exit()

@@ -8,9 +8,10 @@ failure paths, where the host may be the thing that broke.
 from __future__ import annotations
 
 import logging
-import subprocess
 from pathlib import Path
 
+from foundation.errors import LabError
+from foundation.process import run, run_bytes
 from lab.ssh import SshAccess
 
 log = logging.getLogger("xenlab.xen")
@@ -28,20 +29,14 @@ def save_state(ssh: SshAccess, address: str, dest: Path) -> bool:
     """Save the host's Xen state into `dest`; False (and a warning) when the host could not be read."""
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        probe = subprocess.run([*ssh.argv(address), "true"], capture_output=True, timeout=30, check=False)
-        if probe.returncode != 0:
-            raise OSError(f"no SSH to dom0: {probe.stderr.decode(errors='replace').strip()}")
+        run([*ssh.argv(address), "true"], timeout=30, hint="no SSH to dom0")
         for name, command in COMMANDS.items():
-            proc = subprocess.run([*ssh.argv(address), command], capture_output=True, timeout=60, check=False)
+            proc = run_bytes([*ssh.argv(address), command], check=False, timeout=60)
             (dest / name).write_bytes(proc.stdout + proc.stderr)
-        tar = subprocess.run(
-            [*ssh.argv(address), "tar -C /var/log/xen -cf - ."], capture_output=True, timeout=120, check=False
-        )
-        if tar.returncode != 0:
-            raise OSError(tar.stderr.decode(errors="replace").strip() or f"tar exited {tar.returncode}")
-        subprocess.run(["tar", "-C", dest, "-xf", "-"], input=tar.stdout, check=True, timeout=60)
+        tar = run_bytes([*ssh.argv(address), "tar -C /var/log/xen -cf - ."], timeout=120)
+        run(["tar", "-C", dest, "-xf", "-"], input=tar.stdout, timeout=60)
         save_hvm_serial_consoles(ssh, address, dest / "console")
-    except (OSError, subprocess.SubprocessError) as exc:
+    except (OSError, LabError) as exc:
         log.warning("could not save the Xen state of %s into %s: %s", address, dest, exc)
         return False
     log.info("Xen state of %s saved in %s (guest consoles in console/)", address, dest)
@@ -49,8 +44,8 @@ def save_state(ssh: SshAccess, address: str, dest: Path) -> bool:
 
 
 def save_hvm_serial_consoles(ssh: SshAccess, address: str, dest: Path) -> None:
-    proc = subprocess.run([*ssh.argv(address), HVM_SERIAL], capture_output=True, timeout=120, check=False)
-    for block in proc.stdout.decode(errors="replace").split("=== ")[1:]:
+    proc = run([*ssh.argv(address), HVM_SERIAL], check=False, timeout=120)
+    for block in proc.stdout.split("=== ")[1:]:
         name, _, text = block.partition("\n")
         dest.mkdir(parents=True, exist_ok=True)
         (dest / f"hvm-serial-{name.strip()}.log").write_text(text)

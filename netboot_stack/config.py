@@ -6,14 +6,21 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-from lab.errors import PreflightError
-from lab.network import SERVER_IFACE, NetworkConfig
+from foundation.errors import PreflightError
+from foundation.network import SERVER_IFACE, NetworkConfig
 from quattor.aii.dhcp import HTTPBOOT_TAG
 
 MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-ROUTES = ("pxelinux", "ipxe")
+
+
+class Route(StrEnum):
+    """How a node netboots from the install server."""
+
+    PXELINUX = "pxelinux"  # pxelinux.0 over TFTP, then its per-MAC config
+    IPXE = "ipxe"  # the NIC's iPXE fetches a per-node script over HTTP
 
 
 @dataclass(frozen=True)
@@ -23,7 +30,7 @@ class ServedNode:
     name: str
     mac: str
     ip: ipaddress.IPv4Address
-    route: str = "pxelinux"  # "pxelinux" (pxelinux.0 over TFTP) or "ipxe" (an iPXE script over HTTP)
+    route: Route = Route.PXELINUX
     by_aii: bool = False  # its DHCP and DNS entries come from AII's files, not from this config
 
     def __post_init__(self) -> None:
@@ -31,8 +38,11 @@ class ServedNode:
             raise PreflightError(f"node name {self.name!r} is not a valid host name (a-z, 0-9, -)")
         if not MAC.fullmatch(self.mac):
             raise PreflightError(f"node {self.name}: MAC {self.mac!r} is not six lower-case hex pairs")
-        if self.route not in ROUTES:
-            raise PreflightError(f"node {self.name}: boot route {self.route!r} is not one of {ROUTES}")
+        try:
+            object.__setattr__(self, "route", Route(self.route))  # a name from a command line becomes the enum
+        except ValueError:
+            known = ", ".join(r.value for r in Route)
+            raise PreflightError(f"node {self.name}: boot route {self.route!r} is not one of {known}") from None
 
 
 @dataclass(frozen=True)
@@ -121,7 +131,7 @@ def render_dnsmasq(config: InstallServerConfig, *, tftp_root: str, log_file: str
         f"dhcp-option=option:dns-server,{net.server_ip}",
     ]
     for n in own:
-        tag = f",set:{HTTPBOOT_TAG}" if n.route == "ipxe" else ""
+        tag = f",set:{HTTPBOOT_TAG}" if n.route is Route.IPXE else ""
         lines.append(f"dhcp-host={n.mac},{n.ip},{n.name}{tag}")
     lines += [
         "dhcp-userclass=set:ipxe,iPXE",

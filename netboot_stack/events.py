@@ -23,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from lab.errors import PhaseTimeout, ProductFailure, ServerDown
+from foundation.errors import PhaseTimeout, ProductFailure, ServerDown
 
 POLL_INTERVAL = 0.2  # seconds between reads of the server's logs by the background poller
 _DHCPACK = re.compile(r"dnsmasq-dhcp\[\d+\]: (?:\d+ )?DHCPACK\((\S+)\) (\S+) (\S+)(?: (\S+))?")
@@ -33,7 +33,7 @@ _QUERY = re.compile(r"dnsmasq\[\d+\]: query\[(\w+)\] (\S+) from (\S+)")
 
 
 class Kind(StrEnum):
-    """What the install server saw (a StrEnum: the log's own strings compare equal to them)."""
+    """What the install server saw (the log's strings are these values)."""
 
     LEASE = "lease"  # a DHCPACK
     TFTP = "tftp"  # a file sent
@@ -41,6 +41,7 @@ class Kind(StrEnum):
     DNS = "dns"  # a query
     HTTP = "http"  # a request and its status
     ACK = "ack"  # AII's install acknowledgement, by the node at its end of %post
+    ACK_REFUSED = "ack-refused"  # an acknowledgement from an address that is no node's
     LOCALBOOT = "localboot"  # AII switched the node to boot from its disk
     BOOTED = "booted"  # an installed system says it is up
     INSTALL_FAILED = "install-failed"  # an installer says why it stopped
@@ -50,7 +51,7 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class Event:
-    kind: str
+    kind: Kind
     client: str | None = None
     node: str | None = None
     mac: str | None = None
@@ -73,25 +74,26 @@ class Watched(Protocol):
 
 def parse_dnsmasq_line(line: str, tftp_root: str = "/srv/lab") -> Event | None:
     if m := _DHCPACK.search(line):
-        return Event("lease", client=m.group(2), mac=m.group(3).lower(), node=m.group(4))
+        return Event(Kind.LEASE, client=m.group(2), mac=m.group(3).lower(), node=m.group(4))
     if m := _TFTP_SENT.search(line):
-        return Event("tftp", client=m.group(2), path=_strip_root(m.group(1), tftp_root))
+        return Event(Kind.TFTP, client=m.group(2), path=_strip_root(m.group(1), tftp_root))
     if m := _TFTP_MISSING.search(line):
-        return Event("tftp-missing", client=m.group(2), path=_strip_root(m.group(1), tftp_root))
+        return Event(Kind.TFTP_MISSING, client=m.group(2), path=_strip_root(m.group(1), tftp_root))
     if m := _QUERY.search(line):
-        return Event("dns", client=m.group(3), path=m.group(2), detail=m.group(1))
+        return Event(Kind.DNS, client=m.group(3), path=m.group(2), detail=m.group(1))
     return None
 
 
 def parse_event_line(line: str) -> Event | None:
     try:
         rec = json.loads(line)
-    except ValueError:
-        return None
+        kind = Kind(rec["kind"])
+    except (ValueError, KeyError, TypeError):
+        return None  # not one of the server's records (a line cut by a crash, a kind of a newer server)
     detail = rec.get("reason") or rec.get("what") or rec.get("method")
     path = rec.get("path")
     return Event(
-        rec["kind"],
+        kind,
         client=rec.get("client"),
         node=rec.get("node"),
         path=path.lstrip("/") if path else None,
@@ -183,14 +185,14 @@ class EventLog:
             self._poller.join(timeout=5)
 
     def _complete(self, e: Event, now: float) -> Event:
-        node = e.node if e.kind != "lease" else self._nodes_by_ip.get(e.client or "", e.node)
+        node = e.node if e.kind is not Kind.LEASE else self._nodes_by_ip.get(e.client or "", e.node)
         node = node or self._nodes_by_ip.get(e.client or "")
         mac = e.mac or mac_of_link_local(e.client or "")
         node = node or self._nodes_by_mac.get(mac or "")
         return Event(e.kind, e.client, node, mac, e.path, e.status, e.detail, now)
 
     def select(
-        self, kind: str | None = None, node: str | None = None, path: str | Callable[[str], bool] | None = None
+        self, kind: Kind | None = None, node: str | None = None, path: str | Callable[[str], bool] | None = None
     ) -> list[Event]:
         self.poll()
         return [e for e in self.all if _matches(e, kind, node, path)]
@@ -200,7 +202,7 @@ class EventLog:
         *,
         phase: str,
         timeout: float,
-        kind: str,
+        kind: Kind,
         node: str | None = None,
         path: str | Callable[[str], bool] | None = None,
         watch: Iterable[Watched] = (),
@@ -224,7 +226,7 @@ class EventLog:
         *,
         phase: str,
         timeout: float,
-        kind: str,
+        kind: Kind,
         path: str | Callable[[str], bool] | None = None,
         watch: Iterable[Watched] = (),
         arrived: Callable[[Event], None] = lambda e: None,
@@ -287,8 +289,8 @@ class ResetLoop:
     def check(self) -> None:
         events = self.events.select()
         for node, paths in self.entries.items():
-            acks = [e for e in events if e.kind == "ack" and e.node == node]
-            if not acks or any(e.kind == "booted" and e.node == node for e in events):
+            acks = [e for e in events if e.kind is Kind.ACK and e.node == node]
+            if not acks or any(e.kind is Kind.BOOTED and e.node == node for e in events):
                 continue
             reads = [e for e in events if e.path in paths and e.seen >= acks[0].seen]
             if len(reads) >= self.limit:
@@ -298,7 +300,7 @@ class ResetLoop:
                 )
 
 
-def _matches(e: Event, kind: str | None, node: str | None, path: str | Callable[[str], bool] | None) -> bool:
+def _matches(e: Event, kind: Kind | None, node: str | None, path: str | Callable[[str], bool] | None) -> bool:
     if kind and e.kind != kind:
         return False
     if node and e.node != node:

@@ -53,7 +53,8 @@ class Server:
     def __init__(self, config: dict[str, object]) -> None:
         self.root = Path(str(config["root"]))
         self.events = EventWriter(Path(str(config["events"])))
-        self.nodes = {n["ip"]: n for n in config["nodes"]}  # type: ignore[union-attr]
+        nodes: list[dict[str, str]] = config["nodes"]  # type: ignore[assignment]  # JSON the lab wrote: a list of objects
+        self.nodes = {n["ip"]: n for n in nodes}
         self.nbp = NbpTree(self.root, str(config["http_base"]))
         self.dnsmasq: subprocess.Popen[bytes] | None = None
 
@@ -101,7 +102,7 @@ class Server:
 def make_handler(server: Server) -> type[http.server.SimpleHTTPRequestHandler]:
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=str(server.root), **kwargs)  # type: ignore[arg-type]
+            super().__init__(*args, directory=str(server.root), **kwargs)  # type: ignore[arg-type]  # socketserver's args, passed on
 
         def do_GET(self) -> None:
             path, _, query = self.path.partition("?")

@@ -11,11 +11,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from lab import netns
-from lab.errors import LabError
-from lab.paths import REPO
-from lab.process import peak_rss_mib, run, run_logged
-from lab.registry import LabSlot, runc_root
+from foundation import netns
+from foundation.errors import LabError
+from foundation.paths import REPO
+from foundation.process import peak_rss_mib, run, run_logged
+from foundation.registry import LabSlot, runc_root
 from netboot_stack.bundle import Bind, config_json
 from netboot_stack.config import AII_DIR, InstallServerConfig, render_dnsmasq
 from netboot_stack.events import EventLog
@@ -32,13 +32,21 @@ class InstallServer:
     """Use as a context manager: the container runs inside the `with` block and is removed after it."""
 
     def __init__(
-        self, config: InstallServerConfig, *, slot: LabSlot, work_dir: Path, log_dir: Path, rootfs: Path
+        self,
+        config: InstallServerConfig,
+        *,
+        slot: LabSlot,
+        work_dir: Path,
+        log_dir: Path,
+        rootfs: Path,
+        bootfiles: Path,
     ) -> None:
         self.config = config
         self.slot = slot
         self.work_dir = work_dir
         self.log_dir = log_dir
-        self.rootfs = rootfs
+        self.rootfs = rootfs  # the container's root filesystem
+        self.bootfiles = bootfiles  # pxelinux.0 and ldlinux.c32
         self.container_id = f"{config.network.lab_id}-srv"
         self.srv = work_dir / "srv"  # TFTP root and HTTP root
         self.events = EventLog(
@@ -84,11 +92,11 @@ class InstallServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _prepare(self, bootfiles: Path) -> Path:
+    def _prepare(self) -> Path:
         self.srv.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for f in ("pxelinux.0", "ldlinux.c32"):
-            self.publish(bootfiles / f, f)
+            self.publish(self.bootfiles / f, f)
         self.nbp.ensure_base()
         aii = self.srv / AII_DIR
         aii.mkdir(exist_ok=True)
@@ -143,10 +151,8 @@ class InstallServer:
         )
         return bundle
 
-    def start(self, bootfiles: Path | None = None) -> None:
-        from images.recipes import bootfiles as bootfiles_recipe
-
-        bundle = self._prepare(bootfiles or bootfiles_recipe.build())
+    def start(self) -> None:
+        bundle = self._prepare()
         started = time.monotonic()
         self.slot.note(containers=self.container_id)
         run_logged(

@@ -8,15 +8,16 @@ entry for the seed's MAC.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from lab import netns
+from foundation import netns
+from foundation.paths import REPO
+from foundation.process import run
 from lab.lab import Lab, spec_from_profiles
-from lab.paths import REPO
+from netboot_stack.events import Kind
 
 pytestmark = pytest.mark.scenario
 
@@ -39,11 +40,13 @@ def test_aii_configures_the_install_server_and_the_host_installs_from_it(run_dir
         lab.aii("install", "cagxen01", profiles=PROFILES)
         vm = lab.vm("cagxen01")
         vm.start()
-        lease = lab.wait_event("cagxen01", kind="lease", phase="dhcp", timeout=60)
+        lease = lab.wait_event("cagxen01", kind=Kind.LEASE, phase="dhcp", timeout=60)
         assert (lease.mac, lease.client) == ("52:54:00:77:00:20", "10.77.0.20")
-        lab.wait_event("cagxen01", kind="tftp", path="pxelinux.cfg/01-52-54-00-77-00-20", phase="boot-file", timeout=30)
-        lab.wait_event("cagxen01", kind="http", path="ks/cagxen01.xenlab.test.ks", phase="kickstart", timeout=120)
-        lab.wait_event("cagxen01", kind="ack", phase="ack", timeout=30)
+        lab.wait_event(
+            "cagxen01", kind=Kind.TFTP, path="pxelinux.cfg/01-52-54-00-77-00-20", phase="boot-file", timeout=30
+        )
+        lab.wait_event("cagxen01", kind=Kind.HTTP, path="ks/cagxen01.xenlab.test.ks", phase="kickstart", timeout=120)
+        lab.wait_event("cagxen01", kind=Kind.ACK, phase="ack", timeout=30)
         vm.wait_exit(phase="poweroff", timeout=30)
         console = vm.console.text if vm.console else ""
         # The installer printed AII's kickstart for this node.
@@ -62,7 +65,7 @@ def test_aii_configures_the_install_server_and_the_host_installs_from_it(run_dir
         lab.aii("install", "cagnode50", profiles=PROFILES)
         outdir = run_dir / "pypxeboot-out"
         outdir.mkdir()
-        proc = subprocess.run(
+        proc = run(
             netns.exec_argv(
                 lab.network.netns,
                 [
@@ -76,8 +79,6 @@ def test_aii_configures_the_install_server_and_the_host_installs_from_it(run_dir
                     "/var/xen-grid/cagnode50/fs/disk",
                 ],
             ),
-            capture_output=True,
-            text=True,
             cwd=REPO,
             timeout=60,
             check=False,

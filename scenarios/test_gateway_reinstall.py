@@ -25,12 +25,12 @@ from typing import Any
 
 import pytest
 
+from foundation.paths import REPO
 from lab import replica
 from lab.lab import Lab
-from lab.paths import REPO
 from quattor.ncm.components.grub import GRUB_CFG
-from scenarios.gateway import GUEST_PAYLOAD, Gateway, NotInProfiles, journey, lab_profiles, plan, reinstall
-from scenarios.host_install import XEN_HOST
+from scenario_steps.gateway import GUEST_PAYLOAD, Gateway, NotInProfiles, journey, lab_profiles, plan, reinstall
+from scenarios.marks import XEN_HOST
 
 pytestmark = [pytest.mark.scenario, XEN_HOST]
 
@@ -76,7 +76,7 @@ def test_the_gateway_reinstalls_from_empty_disks(
         pytest.skip(str(exc))
     hvm = variant == "hvm"
     with Lab(chosen.spec(f"gateway-{profile_set}-{variant}"), run_dir=run_dir) as lab:
-        gateway = lab_profiles(chosen, tmp_path / "profiles", lab.ssh.public_key)
+        gateway = lab_profiles(lab, chosen, tmp_path / "profiles")
         reinstall(lab, gateway)
         name = gateway.host.name
 

@@ -16,15 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from images.recipes import dom0_payload
+from foundation.paths import REPO
 from lab import topology
 from lab.lab import Lab, spec_from_profiles
-from lab.paths import REPO
 from lab.profiles import compile_for_lab
 from lab.vm import DiskConfig
-from scenarios.host_install import HOST, XEN_HOST, install_host
+from netboot_stack.events import Kind
+from scenario_steps.host_install import install_host
+from scenarios.marks import XEN_HOST
 
 pytestmark = [pytest.mark.scenario, XEN_HOST]
+
+HOST = "cagxen01"  # the seed's Xen host
 
 
 def adapt_profile(profiles: Path) -> None:
@@ -43,12 +46,16 @@ def test_host_installs_from_its_kickstart_and_reboots_into_xen(run_dir: Path, tm
         cpus=2,
         installer="installer",
         disks=(DiskConfig("vda", size="24G"),),
+        payloads=("dom0-payload",),
     )
     with Lab(spec, run_dir=run_dir) as lab:
-        payload = dom0_payload.build()
-        profiles = compile_for_lab(REPO / "profiles", tmp_path / "profiles", ssh_public_key=lab.ssh.public_key)
+        profiles = compile_for_lab(
+            REPO / "profiles",
+            tmp_path / "profiles",
+            kernel_release=lab.images.payload_kernel_release(),
+            ssh_public_key=lab.ssh.public_key,
+        )
         adapt_profile(profiles)
-        lab.server.publish(payload / "dom0.tar.zst", "payload/dom0.tar.zst")
         lab.server.write(f"profiles/profile_{HOST}.json", (profiles / f"profile_{HOST}.json").read_text())
         lab.aii("configure", HOST, profiles=profiles, image="installer", payload="dom0.tar.zst")
         lab.aii("install", HOST, profiles=profiles)
@@ -75,12 +82,12 @@ def test_host_installs_from_its_kickstart_and_reboots_into_xen(run_dir: Path, tm
     # The second boot's console: GRUB, then Xen, then dom0.
     assert console.index("Xen 4.17 / Debian") < console.index("(XEN) Xen version") < console.index("Linux version 6.")
     events = lab.server.events
-    paths = [e.path for e in events.select(kind="http", node=HOST)]
+    paths = [e.path for e in events.select(kind=Kind.HTTP, node=HOST)]
     assert (
         paths.index(f"ks/{HOST}.xenlab.test.ks")
         < paths.index("payload/dom0.tar.zst")
         < paths.index("cgi-bin/aii-installack.cgi")
     )
     assert [e.kind for e in events.select(node=HOST) if e.kind in ("ack", "localboot")] == ["ack", "localboot"]
-    tftp_after_ack = [e.path for e in events.select(kind="tftp", node=HOST)][-1]
+    tftp_after_ack = [e.path for e in events.select(kind=Kind.TFTP, node=HOST)][-1]
     assert tftp_after_ack == "pxelinux.cfg/01-52-54-00-77-00-20"  # the reboot asked PXE, which said localboot

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from lab.errors import ProductFailure
+from foundation.errors import ProductFailure
+from foundation.paths import REPO
 from lab.lab import Lab, spec_from_profiles
-from lab.paths import REPO
 from lab.vm import DiskConfig
+from netboot_stack.events import Kind
 
 pytestmark = pytest.mark.scenario
 
 PROFILES = REPO / "profiles"
-FAULTS = {  # node: (what to do to its kickstart, the disk, the reason the installer must give)
+FAULTS: dict[
+    str, tuple[Callable[[str], str], str, str]
+] = {  # node: (what to do to its kickstart, the disk, the reason the installer must give)
     "cagnode50": (lambda ks: ks + "lang en_IE.UTF-8\n", "8G", "unsupported kickstart command(s): lang"),
     "cagnode51": (lambda ks: ks, "8G", "payload http://gridinstall.xenlab.test/payload/missing.tar.zst could not"),
     "cagnode52": (lambda ks: ks, "2G", "the partitions need 3073 MiB but the disk has 2048 MiB"),
@@ -46,12 +50,12 @@ def test_broken_kickstarts_fail_fast_with_the_installers_reason(run_dir: Path) -
         for name, (_, _, reason) in FAULTS.items():
             started = time.monotonic()
             with pytest.raises(ProductFailure) as failure:
-                lab.wait_event(name, kind="ack", phase="install", timeout=TIMEOUT)
+                lab.wait_event(name, kind=Kind.ACK, phase="install", timeout=TIMEOUT)
             assert reason in str(failure.value), str(failure.value)
             assert time.monotonic() - started < TIMEOUT / 2, "the failure was found by a timeout, not reported"
             assert lab.server.nbp.status(lab.node_boot(name)) == "install"  # never acked: it reinstalls next boot
             # The second witness: the installer's report reached the install server (it may trail the console).
             report = lab.server.events.wait_for(
-                phase="report", timeout=60, kind="install-failed", node=name, fail_on_install_failure=False
+                phase="report", timeout=60, kind=Kind.INSTALL_FAILED, node=name, fail_on_install_failure=False
             )
             assert report.detail and reason.split(" could not")[0] in report.detail

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from foundation.paths import REPO
 from images import cpio
 from images.recipes import installer_base
 from lab.lab import DirectBoot, Lab, LabSpec, NodeSpec
-from lab.paths import REPO
 from lab.vm import DiskConfig
 
 pytestmark = pytest.mark.scenario

@@ -13,20 +13,22 @@ from pathlib import Path
 import pytest
 
 from lab.lab import Lab, LabSpec, NodeSpec
-from scenarios.netboot import PXELINUX_FILES, netboot
+from netboot_stack.config import Route
+from netboot_stack.events import Kind
+from scenario_steps.netboot import PXELINUX_FILES, netboot
 
 pytestmark = pytest.mark.scenario
 
 
-def spec(route: str) -> LabSpec:
+def spec(route: Route) -> LabSpec:
     # cagnode51 never boots: it is there to show that every node resolves before it ever took a lease.
     return LabSpec(
         f"netboot-{route}", nodes=(NodeSpec("cagnode50", host=50, route=route), NodeSpec("cagnode51", host=51))
     )
 
 
-@pytest.mark.parametrize("route", ["pxelinux", "ipxe"])
-def test_host_netboots_fetches_its_kickstart_and_acks(route: str, run_dir: Path) -> None:
+@pytest.mark.parametrize("route", list(Route))
+def test_host_netboots_fetches_its_kickstart_and_acks(route: Route, run_dir: Path) -> None:
     with Lab(spec(route), run_dir=run_dir) as lab:
         check_dns(lab)
         result = netboot(lab, "cagnode50")
@@ -41,13 +43,13 @@ def test_host_netboots_fetches_its_kickstart_and_acks(route: str, run_dir: Path)
         assert f"XENLAB-DHCP-OK {lab.ip('cagnode50')}/24 host=cagnode50" in result.console
 
         # Witness 2, the install server: the lease for this MAC, then exactly the files of this route.
-        leases = events.select(kind="lease", node="cagnode50")
+        leases = events.select(kind=Kind.LEASE, node="cagnode50")
         assert leases and {e.mac for e in leases} == {lab.mac("cagnode50")}
         assert {e.client for e in leases} == {str(lab.ip("cagnode50"))}
-        tftp = [e.path for e in events.select(kind="tftp", node="cagnode50")]
-        http = [e.path for e in events.select(kind="http", node="cagnode50")]
+        tftp = [e.path for e in events.select(kind=Kind.TFTP, node="cagnode50")]
+        http = [e.path for e in events.select(kind=Kind.HTTP, node="cagnode50")]
         installer = ["boot/dummy-installer/vmlinuz", "boot/dummy-installer/initrd.img"]
-        if route == "pxelinux":
+        if route is Route.PXELINUX:
             assert tftp == [*PXELINUX_FILES, f"pxelinux.cfg/{lab.node_boot('cagnode50').mac_name}", *installer]
         else:
             assert tftp == []
@@ -55,7 +57,7 @@ def test_host_netboots_fetches_its_kickstart_and_acks(route: str, run_dir: Path)
         assert http[-2:] == [f"ks/{lab.fqdn('cagnode50')}.ks", "cgi-bin/aii-installack.cgi"]
 
         # Witness 3, the ack: the node is switched to boot from its disk, and only it.
-        assert [e.node for e in events.select(kind="ack")] == ["cagnode50"]
+        assert [e.node for e in events.select(kind=Kind.ACK)] == ["cagnode50"]
         assert lab.server.nbp.status(lab.node_boot("cagnode50")) == "boot"
 
         # Isolation: everything this server saw came from this lab's own node (by IPv4 address, or by the
@@ -67,7 +69,7 @@ def test_host_netboots_fetches_its_kickstart_and_acks(route: str, run_dir: Path)
             if e.client and e.client not in mine and not (e.mac == lab.mac("cagnode50") and e.node)
         ]
         assert not foreign, f"the install server saw clients from outside its lab: {foreign}"
-        assert all(e.mac == lab.mac("cagnode50") for e in events.select(kind="lease"))
+        assert all(e.mac == lab.mac("cagnode50") for e in events.select(kind=Kind.LEASE))
 
 
 def check_dns(lab: Lab) -> None:

@@ -13,19 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from images.recipes import xen_host_disk
+from foundation.paths import REPO
+from lab import image_set
 from lab.lab import Lab, LabSpec, NodeSpec
-from lab.paths import REPO
 from lab.profiles import compile_for_lab
 from lab.vm import DiskConfig
-from scenarios.host_install import XEN_HOST
+from scenarios.marks import XEN_HOST
 
 pytestmark = [pytest.mark.scenario, XEN_HOST]
 
 
 def test_xen_and_dom0_boot_from_ncm_grubs_entry(run_dir: Path, tmp_path: Path) -> None:
-    profiles = compile_for_lab(REPO / "profiles", tmp_path)
-    disk = xen_host_disk.build(profiles / "profile_cagxen01.json")
+    profiles = compile_for_lab(REPO / "profiles", tmp_path, kernel_release=image_set.dom0_kernel_release())
+    disk = image_set.xen_host_disk_image(profiles / "profile_cagxen01.json")
     node = NodeSpec(
         "cagxen01",
         host=20,
@@ -33,7 +33,7 @@ def test_xen_and_dom0_boot_from_ncm_grubs_entry(run_dir: Path, tmp_path: Path) -
         memory_mb=1024,
         cpus=2,
         boot_order="c",
-        disks=(DiskConfig("root", base=disk / "disk.img"),),
+        disks=(DiskConfig("root", base=disk),),
     )
     with Lab(LabSpec("xen-host", nodes=(node,)), run_dir=run_dir) as lab:
         vm = lab.vm("cagxen01")

@@ -191,7 +191,7 @@ def test_profiles_load_from_a_url(tmp_path: Path) -> None:
 
 
 def test_a_lab_from_profiles_reads_them_as_aii_does(tmp_path: Path) -> None:
-    from lab.errors import PreflightError
+    from foundation.errors import PreflightError
     from lab.lab import spec_from_profiles
 
     spec = spec_from_profiles("t", PROFILES, ("cagxen01", "cagnode50"))

@@ -5,16 +5,19 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from foundation.errors import FatalConsoleOutput, PhaseTimeout
 from lab.console import SerialConsole, clean
-from lab.errors import FatalConsoleOutput, PhaseTimeout
+
+Console = tuple[SerialConsole, socket.socket]  # the lab's end and QEMU's end of a serial line
 
 
 @pytest.fixture
-def console(tmp_path: Path):
+def console(tmp_path: Path) -> Iterator[Console]:
     qemu_end, lab_end = socket.socketpair()
     con = SerialConsole(lab_end, tmp_path / "console.log", "node1")
     yield con, qemu_end
@@ -26,7 +29,7 @@ def test_clean_strips_sercon_cursor_moves_inside_words() -> None:
     assert clean(b"PXELINUX\x1b[25;08H\x1b[25;09H 6.04\r\n") == "PXELINUX 6.04\n"
 
 
-def test_expect_matches_across_an_escape_cut_by_a_read_boundary(console) -> None:
+def test_expect_matches_across_an_escape_cut_by_a_read_boundary(console: Console) -> None:
     con, qemu = console
     qemu.sendall(b"iPXE init\x1b[2")
     time.sleep(0.05)
@@ -34,7 +37,7 @@ def test_expect_matches_across_an_escape_cut_by_a_read_boundary(console) -> None
     assert con.expect(r"iPXE initializing devices", phase="firmware", timeout=5)
 
 
-def test_every_byte_is_logged_raw(console, tmp_path: Path) -> None:
+def test_every_byte_is_logged_raw(console: Console, tmp_path: Path) -> None:
     con, qemu = console
     qemu.sendall(b"A\x1b[1mB\r\n")
     con.expect("AB", phase="x", timeout=5)
@@ -42,14 +45,14 @@ def test_every_byte_is_logged_raw(console, tmp_path: Path) -> None:
     assert (tmp_path / "console.log").read_bytes() == b"A\x1b[1mB\r\n"
 
 
-def test_expect_continues_after_the_previous_match(console) -> None:
+def test_expect_continues_after_the_previous_match(console: Console) -> None:
     con, qemu = console
     qemu.sendall(b"step 1\nstep 2\n")
     assert con.expect(r"step \d", phase="a", timeout=5).group(0) == "step 1"
     assert con.expect(r"step \d", phase="b", timeout=5).group(0) == "step 2"
 
 
-def test_timeout_names_phase_pattern_and_last_lines(console) -> None:
+def test_timeout_names_phase_pattern_and_last_lines(console: Console) -> None:
     con, qemu = console
     qemu.sendall(b"booting\nstill booting\n")
     with pytest.raises(PhaseTimeout) as err:
@@ -58,7 +61,7 @@ def test_timeout_names_phase_pattern_and_last_lines(console) -> None:
     assert "kernel-start" in text and "/DONE/" in text and "still booting" in text
 
 
-def test_fatal_pattern_ends_the_wait_at_once_with_the_line(console) -> None:
+def test_fatal_pattern_ends_the_wait_at_once_with_the_line(console: Console) -> None:
     con, qemu = console
 
     def panic_later() -> None:
@@ -72,7 +75,7 @@ def test_fatal_pattern_ends_the_wait_at_once_with_the_line(console) -> None:
     assert time.monotonic() - started < 5
 
 
-def test_eof_is_reported_as_the_vm_stopping(console) -> None:
+def test_eof_is_reported_as_the_vm_stopping(console: Console) -> None:
     con, qemu = console
     qemu.sendall(b"bye\n")
     qemu.close()
@@ -80,7 +83,7 @@ def test_eof_is_reported_as_the_vm_stopping(console) -> None:
         con.expect("never", phase="poweroff", timeout=5)
 
 
-def test_run_returns_output_and_status_without_the_echo(console) -> None:
+def test_run_returns_output_and_status_without_the_echo(console: Console) -> None:
     con, qemu = console
 
     def shell() -> None:

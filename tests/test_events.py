@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from lab.errors import LabError, PhaseTimeout, ProductFailure, ServerDown
-from netboot_stack.events import EventLog, Kind, ResetLoop, mac_of_link_local, parse_dnsmasq_line
+from foundation.errors import LabError, PhaseTimeout, ProductFailure, ServerDown
+from netboot_stack.events import (
+    Event,
+    EventLog,
+    Kind,
+    ResetLoop,
+    mac_of_link_local,
+    parse_dnsmasq_line,
+    parse_event_line,
+)
 
 DNSMASQ = """\
 Nov 25 10:27:33 dnsmasq-dhcp[6]: 3612712040 DHCPACK(eth0) 10.77.0.50 52:54:00:01:00:32 cagnode50
@@ -23,7 +31,7 @@ Nov 25 10:27:35 dnsmasq[6]: config gridinstall.xenlab.test is 10.77.0.1
 def test_dnsmasq_lines_become_events() -> None:
     events = [parse_dnsmasq_line(line) for line in DNSMASQ.splitlines()]
     assert [e.kind if e else None for e in events] == ["lease", "tftp", "tftp-missing", "dns", None]
-    lease, tftp, missing, query = events[:4]
+    lease, tftp, missing, query = (e for e in events[:4] if e is not None)
     assert (lease.client, lease.mac, lease.node) == ("10.77.0.50", "52:54:00:01:00:32", "cagnode50")
     assert (tftp.path, tftp.client) == ("pxelinux.0", "10.77.0.50")
     assert missing.path == "pxelinux.cfg/0A4D0032"
@@ -48,35 +56,35 @@ def append_event(tmp_path: Path, **record: object) -> None:
 
 
 def test_events_are_attributed_to_nodes_by_address(log: EventLog, tmp_path: Path) -> None:
-    append_event(tmp_path, kind="http", client="10.77.0.50", path="/ks/cagnode50.ks", status=200)
-    http = log.select(kind="http")
+    append_event(tmp_path, kind=Kind.HTTP, client="10.77.0.50", path="/ks/cagnode50.ks", status=200)
+    http = log.select(kind=Kind.HTTP)
     assert [(e.node, e.path) for e in http] == [("cagnode50", "ks/cagnode50.ks")]
-    assert [e.node for e in log.select(kind="tftp")] == ["cagnode50"]
+    assert [e.node for e in log.select(kind=Kind.TFTP)] == ["cagnode50"]
 
 
 def test_partial_lines_wait_for_their_end(log: EventLog, tmp_path: Path) -> None:
     with open(tmp_path / "events.jsonl", "a") as f:
         f.write('{"kind": "ack", "client": "10.77.0.50", ')
-    assert log.select(kind="ack") == []
+    assert log.select(kind=Kind.ACK) == []
     with open(tmp_path / "events.jsonl", "a") as f:
         f.write('"node": "cagnode50"}\n')
-    assert [e.node for e in log.select(kind="ack")] == ["cagnode50"]
+    assert [e.node for e in log.select(kind=Kind.ACK)] == ["cagnode50"]
 
 
 def test_wait_for_fails_fast_on_a_reported_install_failure(log: EventLog, tmp_path: Path) -> None:
-    append_event(tmp_path, kind="install-failed", client="10.77.0.50", node="cagnode50", reason="no disk")
+    append_event(tmp_path, kind=Kind.INSTALL_FAILED, client="10.77.0.50", node="cagnode50", reason="no disk")
     with pytest.raises(ProductFailure, match="no disk"):
-        log.wait_for(phase="install", timeout=30, kind="ack", node="cagnode50")
+        log.wait_for(phase="install", timeout=30, kind=Kind.ACK, node="cagnode50")
 
 
 @pytest.mark.parametrize("nodes", [["cagnode50"], [None], ["cagnode50", "cagnode51"]], ids=["one", "any", "each"])
 def test_a_server_error_ends_every_wait_at_once_as_the_labs_failure(
     log: EventLog, tmp_path: Path, nodes: list[str | None]
 ) -> None:
-    append_event(tmp_path, kind="server-error", what="dnsmasq exited with status 2")
+    append_event(tmp_path, kind=Kind.SERVER_ERROR, what="dnsmasq exited with status 2")
     started = time.monotonic()
     with pytest.raises(ServerDown, match="the install server failed: dnsmasq exited with status 2"):
-        log.wait_for_each(nodes, phase="guests", timeout=30, kind="booted")
+        log.wait_for_each(nodes, phase="guests", timeout=30, kind=Kind.BOOTED)
     assert time.monotonic() - started < 2
     assert issubclass(ServerDown, LabError) and not issubclass(ServerDown, ProductFailure)
 
@@ -84,23 +92,25 @@ def test_a_server_error_ends_every_wait_at_once_as_the_labs_failure(
 def test_a_dead_container_ends_every_wait(log: EventLog) -> None:
     log.liveness = lambda: "the install server's container (pid 4242) is gone"
     with pytest.raises(ServerDown, match="container \\(pid 4242\\) is gone"):
-        log.wait_for_each(["cagnode50"], phase="guests", timeout=30, kind="booted")
+        log.wait_for_each(["cagnode50"], phase="guests", timeout=30, kind=Kind.BOOTED)
 
 
 def test_waits_for_one_and_for_each_are_one_loop(log: EventLog, tmp_path: Path) -> None:
-    append_event(tmp_path, kind="install-failed", client="10.77.0.51", node="cagnode51", reason="no disk")
+    append_event(tmp_path, kind=Kind.INSTALL_FAILED, client="10.77.0.51", node="cagnode51", reason="no disk")
     with pytest.raises(ProductFailure, match="cagnode51 reported: install-failed no disk"):
-        log.wait_for_each(["cagnode50", "cagnode51"], phase="guests", timeout=30, kind="ack")
-    append_event(tmp_path, kind="ack", client="10.77.0.50", node="cagnode50")
+        log.wait_for_each(["cagnode50", "cagnode51"], phase="guests", timeout=30, kind=Kind.ACK)
+    append_event(tmp_path, kind=Kind.ACK, client="10.77.0.50", node="cagnode50")
     arrived: list[str | None] = []
-    got = log.wait_for_each(["cagnode50"], phase="a", timeout=5, kind="ack", arrived=lambda e: arrived.append(e.node))
-    assert got["cagnode50"].kind == Kind.ACK == "ack" and arrived == ["cagnode50"]
+    got = log.wait_for_each(
+        ["cagnode50"], phase="a", timeout=5, kind=Kind.ACK, arrived=lambda e: arrived.append(e.node)
+    )
+    assert got["cagnode50"].kind is Kind.ACK and arrived == ["cagnode50"]
     assert log.wait_for(phase="a", timeout=5, kind=Kind.ACK, node="cagnode50") == got["cagnode50"]
 
 
 def test_wait_for_timeout_lists_recent_events(log: EventLog) -> None:
     with pytest.raises(PhaseTimeout, match=r"phase 'ack'.*\n.*lease cagnode50"):
-        log.wait_for(phase="ack", timeout=0.2, kind="ack", node="cagnode50")
+        log.wait_for(phase="ack", timeout=0.2, kind=Kind.ACK, node="cagnode50")
 
 
 def test_a_node_that_keeps_returning_to_its_boot_entry_after_its_ack_is_a_reset_loop(
@@ -112,7 +122,7 @@ def test_a_node_that_keeps_returning_to_its_boot_entry_after_its_ack_is_a_reset_
     with open(tmp_path / "dnsmasq.log", "a") as f:
         f.write(sent * 3)  # before the ack: the install itself, not a loop
     watch.check()
-    append_event(tmp_path, kind="ack", client="10.77.0.50", node="cagnode50")
+    append_event(tmp_path, kind=Kind.ACK, client="10.77.0.50", node="cagnode50")
     with open(tmp_path / "dnsmasq.log", "a") as f:
         f.write(sent * 2)  # the reboot into the installed system, and one reset
     watch.check()
@@ -120,5 +130,34 @@ def test_a_node_that_keeps_returning_to_its_boot_entry_after_its_ack_is_a_reset_
         f.write(sent)
     with pytest.raises(ProductFailure, match="cagnode50: its installed system does not come up.* 3 times"):
         watch.check()
-    append_event(tmp_path, kind="booted", client="10.77.0.50", node="cagnode50")
+    append_event(tmp_path, kind=Kind.BOOTED, client="10.77.0.50", node="cagnode50")
     watch.check()  # it came up in the end: nothing to say
+
+
+def test_every_kind_the_install_servers_httpd_writes_is_a_kind() -> None:
+    """httpd runs in the container on the bare standard library, so it writes the kinds as strings: each one
+    must be a `Kind`, or the lab would drop its events."""
+    import ast
+
+    from foundation.paths import REPO
+
+    tree = ast.parse((REPO / "netboot_stack" / "httpd.py").read_text())
+    written = {
+        call.args[0].value
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr == "write"
+        and call.args
+        and isinstance(call.args[0], ast.Constant)
+        and isinstance(call.args[0].value, str)
+        and isinstance(call.func.value, ast.Attribute)
+        and call.func.value.attr == "events"
+    }
+    assert {"ack", "ack-refused", "booted", "server-error"} <= written  # the check sees httpd's calls
+    assert written <= {k.value for k in Kind}, written - {k.value for k in Kind}
+
+
+def test_a_record_of_an_unknown_kind_is_dropped_not_a_crash() -> None:
+    assert parse_event_line('{"kind": "from-a-newer-server"}') is None
+    assert parse_event_line('{"kind": "ack", "client": "10.0.0.5"}') == Event(Kind.ACK, client="10.0.0.5")

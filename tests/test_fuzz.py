@@ -214,7 +214,7 @@ def read_sxp(text: str) -> Any:
                         value, pos = value + chr(int(text[pos + 2 : pos + 4], 16)), pos + 4
                         continue
                     if e in "01234567":
-                        digits = re.match(r"[0-7]{1,3}", text[pos + 1 :]).group(0)  # type: ignore[union-attr]
+                        digits = re.match(r"[0-7]{1,3}", text[pos + 1 :]).group(0)  # type: ignore[union-attr]  # a digit follows
                         value, pos = value + chr(int(digits, 8)), pos + 1 + len(digits)
                         continue
                     value, pos = value + SXP_ESCAPES.get(e, e), pos + 2

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from foundation import settings
+from foundation.errors import ImageError
 from images import cpio, kmod, store
-from lab import settings
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +44,7 @@ def test_a_failed_build_leaves_nothing_behind() -> None:
 
 
 def test_module_load_order_puts_dependencies_first() -> None:
-    deps = {
+    deps: dict[str, kmod.Module] = {
         "virtio_net": {"path": "kernel/virtio_net.ko", "depends": ["net_failover", "virtio"]},
         "net_failover": {"path": "kernel/net_failover.ko", "depends": ["failover"]},
         "failover": {"path": "kernel/failover.ko", "depends": []},
@@ -54,12 +55,13 @@ def test_module_load_order_puts_dependencies_first() -> None:
     order = kmod.load_order(deps, ("virtio_pci", "virtio_net"))
     names = [Path(p).stem for p in order]
     assert names == ["virtio_ring", "virtio", "virtio_pci", "failover", "net_failover", "virtio_net"]
-    with pytest.raises(KeyError, match="e1000"):
+    with pytest.raises(ImageError, match="e1000"):
         kmod.load_order(deps, ("e1000",))
 
 
 def read_newc(data: bytes) -> dict[str, tuple[int, bytes]]:
-    entries, i = {}, 0
+    entries: dict[str, tuple[int, bytes]] = {}
+    i = 0
     while True:
         head = data[i : i + 110]
         assert head[:6] == b"070701"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from images.installer import xenlab_installer as inst
+import pytest
+from pytest import MonkeyPatch
+
+from kickstart_installer import xenlab_installer as inst
 from quattor.aii import ks, node
 from tests.quattor_helpers import profile, shipped
 
@@ -56,26 +59,28 @@ def test_payload_compression_follows_the_name(url: str, flags: list[str]) -> Non
     assert inst._compression(url) == flags
 
 
-def fake_disks(root, sizes_mib: dict[str, int]):
+def fake_disks(root: Path, sizes_mib: dict[str, int]) -> Path:
     for name, mib in sizes_mib.items():
         (root / name).mkdir(parents=True)
         (root / name / "size").write_text(str(mib * 2048))  # 512-byte sectors
     return root
 
 
-def test_without_a_named_disk_the_largest_is_used(tmp_path, monkeypatch) -> None:
+def test_without_a_named_disk_the_largest_is_used(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
     # A PV guest of the seed: its file disk `sda` shows as xvde, its swap volume `hda3` as a disk xvda3.
     monkeypatch.setattr(inst, "SYS_BLOCK", fake_disks(tmp_path, {"xvda3": 6144, "xvde": 10240, "loop0": 99999}))
     assert inst.find_disk(inst.parse("part / --size=1024\n")) == "xvde"
 
 
-def test_a_named_disk_that_is_missing_is_refused_with_the_disks_there_are(tmp_path, monkeypatch) -> None:
+def test_a_named_disk_that_is_missing_is_refused_with_the_disks_there_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(inst, "SYS_BLOCK", fake_disks(tmp_path, {"vda": 4096}))
     with pytest.raises(inst.InstallError, match="names disk xvda, this machine has vda"):
         inst.find_disk(inst.parse("clearpart --all --drives=xvda\npart / --size=1024\n"))
 
 
-def guest_menu_entry(target, monkeypatch) -> str:
+def guest_menu_entry(target: Path, monkeypatch: MonkeyPatch) -> str:
     """The entry the installer writes for a payload with a kernel and initrd, for a guest's kickstart."""
     monkeypatch.setattr(inst, "TARGET", target)
     (target / "boot").mkdir(parents=True)
@@ -86,14 +91,16 @@ def guest_menu_entry(target, monkeypatch) -> str:
     return inst.grub_entry(handler, root, "xvda")
 
 
-def test_the_grub_entry_boots_the_payloads_kernel_with_the_kickstarts_append(tmp_path, monkeypatch) -> None:
+def test_the_grub_entry_boots_the_payloads_kernel_with_the_kickstarts_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     entry = guest_menu_entry(tmp_path, monkeypatch)
     assert "\tlinux /boot/vmlinuz-6.1.0-56-amd64 root=LABEL=root ro console=hvc0\n" in entry
     assert "\tinitrd /boot/initrd.img-6.1.0-56-amd64\n" in entry
     assert entry.startswith("menuentry 'Debian GNU/Linux, 6.1.0-56-amd64' {") and entry.endswith("}\n")
 
 
-def test_a_payload_without_a_kernel_cannot_get_a_boot_entry(tmp_path, monkeypatch) -> None:
+def test_a_payload_without_a_kernel_cannot_get_a_boot_entry(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
     monkeypatch.setattr(inst, "TARGET", tmp_path)
     (tmp_path / "boot").mkdir()
     handler = inst.parse("part / --size=1024\n")
@@ -102,7 +109,7 @@ def test_a_payload_without_a_kernel_cannot_get_a_boot_entry(tmp_path, monkeypatc
 
 
 @pytest.mark.integration
-def test_xens_pygrub_reads_the_entry_the_installer_writes(tmp_path, monkeypatch) -> None:
+def test_xens_pygrub_reads_the_entry_the_installer_writes(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
     """The guest's local boot depends on it: pygrub (from the dom0 image's Xen 4.17) parses the menu."""
     import subprocess
     import sys

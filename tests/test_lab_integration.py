@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from lab import netns, preflight, registry, settings
-from lab.errors import LabError, PreflightError
+from foundation import netns, registry, settings
+from foundation.errors import LabError, PreflightError
+from foundation.paths import REPO, work_root
+from foundation.process import pid_alive
+from lab import preflight
 from lab.lab import Lab, LabSpec, NodeSpec
-from lab.paths import REPO, work_root
-from lab.process import pid_alive
+from netboot_stack.events import Kind
 
 pytestmark = pytest.mark.integration
 
@@ -54,13 +56,13 @@ def test_the_ack_identifies_the_node_by_its_address_only(run_dir: Path) -> None:
         assert status == 200 and "host 'cagnode51.xenlab.test' configured to boot from local disk" in body
         assert lab.server.nbp.status(lab.node_boot("cagnode51")) == "boot"
         assert lab.server.nbp.status(lab.node_boot("cagnode50")) == "install"
-        lab.server.events.wait_for(phase="ack", timeout=5, kind="ack", node="cagnode51")
+        lab.server.events.wait_for(phase="ack", timeout=5, kind=Kind.ACK, node="cagnode51")
         assert [e.kind for e in lab.server.events.select(node="cagnode50") if e.kind.startswith("ack")] == []
-        refused = lab.server.events.select(kind="ack-refused")
+        refused = lab.server.events.select(kind=Kind.ACK_REFUSED)
         assert [e.client for e in refused] == [str(lab.network.observer_ip)]
         # An installed system's "I am up" is attributed the same way, by address.
         assert ack_from(lab, str(lab.ip("cagnode51")), "?node=cagnode50", path="/xenlab/booted")[0] == 200
-        booted = lab.server.events.wait_for(phase="booted", timeout=5, kind="booted")
+        booted = lab.server.events.wait_for(phase="booted", timeout=5, kind=Kind.BOOTED)
         assert booted.node == "cagnode51"
 
 
@@ -77,12 +79,14 @@ def test_install_failure_reports_reach_the_event_log(run_dir: Path) -> None:
 
         assert netns.call_in_netns(lab.network.netns, report) == 200
         with pytest.raises(Exception, match="partition too big"):
-            lab.wait_event("cagnode50", kind="ack", phase="install", timeout=30)
+            lab.wait_event("cagnode50", kind=Kind.ACK, phase="install", timeout=30)
 
 
 CRASHING_OWNER = """
 import sys, time
 from lab.lab import Lab, LabSpec, NodeSpec
+from netboot_stack.events import Kind
+from netboot_stack.events import Kind
 with Lab(LabSpec("crash", nodes=(NodeSpec("victim", host=60),))) as lab:
     vm = lab.vm("victim")
     vm.start()
@@ -166,7 +170,9 @@ def test_without_root_the_lab_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
         Lab(LabSpec("bad")).__enter__()
 
 
-def test_xen_host_slots_are_held_machine_wide_and_freed_by_a_dead_holder(tmp_path: Path, monkeypatch) -> None:
+def test_xen_host_slots_are_held_machine_wide_and_freed_by_a_dead_holder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Another process holding the only slot makes a taker wait; its death frees the slot at once."""
     from lab import capacity
 
@@ -197,7 +203,7 @@ def test_xen_host_slots_are_held_machine_wide_and_freed_by_a_dead_holder(tmp_pat
 
 
 def test_a_dead_dnsmasq_ends_a_long_wait_within_seconds_as_a_lab_failure(run_dir: Path) -> None:
-    from lab.errors import ServerDown
+    from foundation.errors import ServerDown
 
     spec = LabSpec("dead-dnsmasq", nodes=(NodeSpec("cagnode50", host=50), NodeSpec("cagnode51", host=51)))
     with Lab(spec, run_dir=run_dir) as lab:
@@ -208,5 +214,5 @@ def test_a_dead_dnsmasq_ends_a_long_wait_within_seconds_as_a_lab_failure(run_dir
         os.kill(dnsmasq[0], signal.SIGKILL)  # the lab's own server process, by its PID
         started = time.monotonic()
         with pytest.raises(ServerDown, match="install server failed: dnsmasq exited|container .* (is gone|has exited)"):
-            lab.server.events.wait_for_each(["cagnode50", "cagnode51"], phase="guests", timeout=600, kind="booted")
+            lab.server.events.wait_for_each(["cagnode50", "cagnode51"], phase="guests", timeout=600, kind=Kind.BOOTED)
         assert time.monotonic() - started < 10

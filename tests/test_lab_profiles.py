@@ -54,7 +54,7 @@ def test_every_profile_is_compiled_and_one_without_a_kernel_is_copied_as_it_is(t
 
 
 def test_a_directory_without_profiles_is_refused(tmp_path: Path) -> None:
-    from lab.errors import PreflightError
+    from foundation.errors import PreflightError
 
     with pytest.raises(PreflightError, match="no compiled profiles"):
         compile_for_lab(tmp_path, tmp_path / "out", kernel_release="2.0")

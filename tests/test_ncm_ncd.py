@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from tests.quattor_helpers import profile, shipped, write
 HOST = shipped("cagxen01")
 
 
-def host_without_lvm() -> dict:
+def host_without_lvm() -> dict[str, Any]:
     t = copy.deepcopy(HOST)
     for domain in t["software"]["components"]["xen"]["domains"]:
         domain["disk"] = [d for d in domain["disk"] if d["type"] == "file"]
@@ -83,7 +84,7 @@ def test_a_failing_component_fails_the_run_and_its_dependents(
     assert "[ERROR] grub: failed:" in out and "[ERROR] xen: failed: not run, its dependency grub failed" in out
 
 
-def qwg_host() -> dict:
+def qwg_host() -> dict[str, Any]:
     """The host as a QWG-compiled 2007 profile: every component depends on spma (upstream-behaviour.md 4.1),
     which ncm-ncd here does not carry."""
     t = host_without_lvm()

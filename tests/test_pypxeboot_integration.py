@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import netns
+from foundation import netns
+from foundation.paths import REPO
 from lab.lab import Lab, LabSpec, NodeSpec
-from lab.paths import REPO
+from netboot_stack.events import Kind
 from quattor.aii.nbp import hexip
 
 pytestmark = pytest.mark.integration
@@ -93,7 +94,7 @@ def test_happy_path_through_the_per_mac_config(lab: Lab, tmp_path: Path) -> None
     assert kernel.parent == tmp_path and ramdisk.parent == tmp_path
     assert sha(kernel) == sha(served(lab, entry.kernel)) and sha(ramdisk) == sha(served(lab, entry.initrd))
     assert oct(kernel.stat().st_mode & 0o777) == "0o600"
-    reads = [e.path for e in lab.server.events.select(kind="tftp") if e.client == str(lab.network.observer_ip)]
+    reads = [e.path for e in lab.server.events.select(kind=Kind.TFTP) if e.client == str(lab.network.observer_ip)]
     assert f"pxelinux.cfg/{lab.node_boot('cagnode50').mac_name}" in reads
 
 
@@ -104,7 +105,9 @@ def test_lookup_falls_back_like_pxelinux(lab: Lab, tmp_path: Path, digits: int) 
     write_config(lab, name, f"via-{digits}", f"marker={name}")
     result = answer(pypxeboot(lab, mac=lab.mac("cagnode51"), outdir=tmp_path))
     assert result["args"] == f"marker={name}"
-    misses = [e.path for e in lab.server.events.select(kind="tftp-missing") if e.client == str(lab.network.observer_ip)]
+    misses = [
+        e.path for e in lab.server.events.select(kind=Kind.TFTP_MISSING) if e.client == str(lab.network.observer_ip)
+    ]
     assert f"pxelinux.cfg/{lab.node_boot('cagnode51').mac_name}" in misses
 
 
@@ -130,8 +133,8 @@ AII_20 = (
 @pytest.mark.parametrize("config", [AII_1X, AII_20], ids=["aii-1.x", "aii-2.0"])
 def test_genuine_2007_aii_configs_boot(lab: Lab, tmp_path: Path, config: str) -> None:
     clear_configs(lab)
-    lab.server.publish(lab.installers["dummy-installer"] / "vmlinuz", "boot/dummy-installer/vmlinuz")
-    lab.server.publish(lab.installers["dummy-installer"] / "initrd.img", "boot/dummy-installer/initrd.img")
+    lab.server.publish(lab.images.installer("dummy-installer") / "vmlinuz", "boot/dummy-installer/vmlinuz")
+    lab.server.publish(lab.images.installer("dummy-installer") / "initrd.img", "boot/dummy-installer/initrd.img")
     lab.server.write(f"pxelinux.cfg/{hexip(lab.ip('cagnode51'))}", config)
     result = answer(pypxeboot(lab, mac=lab.mac("cagnode51"), outdir=tmp_path))
     assert result["args"].startswith("ramdisk=32768 ks=http://gridinstall/ks/x.ks ksdevice=eth0")
@@ -251,7 +254,7 @@ def test_sxp_answer_for_xend_and_an_http_kernel(lab: Lab, tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr.decode()
     text = proc.stdout.decode()
     assert text.startswith(f"linux (kernel '{tmp_path}/pypxeboot-kernel.") and text.endswith("(args 'it\\'s')")
-    http = [e.path for e in lab.server.events.select(kind="http") if e.client == str(lab.network.observer_ip)]
+    http = [e.path for e in lab.server.events.select(kind=Kind.HTTP) if e.client == str(lab.network.observer_ip)]
     assert "boot/dummy-installer/vmlinuz" in http
 
 

@@ -433,7 +433,7 @@ def test_pygrub_is_chosen_by_version_number(tmp_path: Path, monkeypatch: pytest.
     from pypxeboot import localboot
 
     found = ["/usr/lib/xen-4.9/bin/pygrub", "/usr/lib/xen-4.17/bin/pygrub", "/usr/lib/xen-4.2/bin/pygrub"]
-    monkeypatch.setattr(localboot.glob, "glob", lambda pattern: list(found))
+    monkeypatch.setattr("pypxeboot.localboot.glob.glob", lambda pattern: list(found))
     assert localboot.find_pygrub(None) == "/usr/lib/xen-4.17/bin/pygrub"
 
 
@@ -484,7 +484,7 @@ def network_part_with(config: bytes, monkeypatch: pytest.MonkeyPatch, tmp_path: 
         raise tftp.NotFound(location)
 
     monkeypatch.setattr(boot, "fetch_config", lambda *a: ("pxelinux.cfg/default", config))
-    monkeypatch.setattr(boot.fetch, "fetch", fake_fetch)
+    monkeypatch.setattr("pypxeboot.boot.fetch.fetch", fake_fetch)
     ip = ipaddress.IPv4Address
     lease = dhcp.Lease(ip("10.77.0.50"), ip("10.77.0.1"), ip("10.77.0.1"), None, None, "pxelinux.0", None)
     kernel_fd = os.open(tmp_path / "k", os.O_RDWR | os.O_CREAT)

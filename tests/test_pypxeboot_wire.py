@@ -129,7 +129,7 @@ def test_unusable_offers_are_ignored_and_counted_while_a_valid_one_is_awaited() 
         reply(7, GUEST, dhcp.OFFER, server_id=b"\x0a\x4d"),  # a 2-byte one
         reply(7, GUEST, dhcp.OFFER),
     ]
-    got = dhcp._receive(FakeRawSocket(frames), 7, GUEST, {dhcp.OFFER}, time.monotonic() + 5, None, ignored)  # type: ignore[arg-type]
+    got = dhcp._receive(FakeRawSocket(frames), 7, GUEST, {dhcp.OFFER}, time.monotonic() + 5, None, ignored)  # type: ignore[arg-type]  # a fake socket
     assert got is not None and got[1][54] == socket.inet_aton("10.77.0.1")
     assert ignored.count == 2 and "no server identifier of 4 bytes (option 54)" in logged[0]
     assert "(2 unusable replies ignored)" in ignored.summary()
@@ -139,7 +139,7 @@ def test_an_ack_with_a_binary_host_name_is_ignored_not_fatal() -> None:
     bad = reply(7, GUEST, dhcp.ACK, extra=bytes([12, 3]) + b"\xff\xfe\xfd")  # a host name that is not text
     ignored = dhcp.Ignored(lambda _: None)
     frames = [bad, reply(7, GUEST, dhcp.ACK)]
-    got = dhcp._receive(FakeRawSocket(frames), 7, GUEST, {dhcp.ACK}, time.monotonic() + 5, None, ignored)  # type: ignore[arg-type]
+    got = dhcp._receive(FakeRawSocket(frames), 7, GUEST, {dhcp.ACK}, time.monotonic() + 5, None, ignored)  # type: ignore[arg-type]  # a fake socket
     assert got is not None and ignored.count == 1
     assert dhcp.lease_from(*got).bootfile == "pxelinux.0"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from foundation.errors import PreflightError
+from foundation.paths import REPO
 from lab import replica, topology
-from lab.errors import PreflightError
-from lab.paths import REPO
 from quattor.aii import node
 from quattor.profile import load
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import cast
 
 import pytest
 
-from lab.errors import PreflightError
-from lab.network import NetworkConfig
-from netboot_stack.config import InstallServerConfig, ServedNode, render_dnsmasq
+from foundation.errors import PreflightError
+from foundation.network import NetworkConfig
+from netboot_stack.config import InstallServerConfig, Route, ServedNode, render_dnsmasq
 
 NET = NetworkConfig("xenlab9")
 IP = ipaddress.IPv4Address
 
 
 def node(name: str, mac: str, host: int, route: str = "pxelinux") -> ServedNode:
-    return ServedNode(name, mac, IP(f"10.77.0.{host}"), route)
+    """A node as a caller gives it; `route` may be any string, which the config must refuse or take."""
+    return ServedNode(name, mac, IP(f"10.77.0.{host}"), cast(Route, route))
 
 
 def test_two_nodes_with_one_mac_are_refused() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.errors import PreflightError
-from lab.settings import REPO, Settings
+from foundation.errors import PreflightError
+from foundation.settings import REPO, Settings
 
 
 def test_defaults() -> None:

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from foundation.errors import PreflightError
+from foundation.network import NetworkConfig, tap_name
+from foundation.paths import REPO
 from lab import topology
-from lab.errors import PreflightError
 from lab.lab import spec_from_profiles
-from lab.network import NetworkConfig, tap_name
-from lab.paths import REPO
 from netboot_stack.config import InstallServerConfig, ServedNode, render_dnsmasq
 
 SEED = REPO / "profiles"

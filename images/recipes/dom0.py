@@ -13,9 +13,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from foundation.paths import REPO
+from foundation.process import run
 from images import debian_tree, debs, mmdebstrap, store
-from lab.paths import REPO
-from lab.process import run
 
 PACKAGES = (
     "xen-system-amd64",

@@ -7,9 +7,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from foundation.process import run
 from images import debian_tree, store
 from images.recipes import dom0
-from lab.process import run
 
 # Kernel module trees no lab machine needs: a third of the payload's size.
 UNNEEDED_MODULES = (

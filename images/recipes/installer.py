@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from foundation.paths import REPO
 from images import cpio, store
-from images.installer import xenlab_installer
 from images.recipes import installer_base
 
 FILES = Path(__file__).resolve().parent.parent / "files"
@@ -13,7 +13,7 @@ FILES = Path(__file__).resolve().parent.parent / "files"
 
 def build() -> Path:
     base = installer_base.build()
-    program = Path(xenlab_installer.__file__)
+    program = REPO / "kickstart_installer" / "xenlab_installer.py"  # packed into the initrd, never imported here
 
     def make(out: Path) -> None:
         overlay = out / "overlay.cpio.zst"

@@ -13,6 +13,7 @@ import importlib.util
 import shutil
 from pathlib import Path
 
+from foundation.errors import PreflightError
 from images import cpio, debs, kmod, mmdebstrap, store
 from images.recipes import kernel
 
@@ -81,7 +82,7 @@ PRUNE_FILES = (
 def _venv_package(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"{name} is not installed in the project's environment (./xenlab setup installs it)")
+        raise PreflightError(f"{name} is not installed in the project's environment", hint="./xenlab setup installs it")
     return Path(next(iter(spec.submodule_search_locations)))
 
 

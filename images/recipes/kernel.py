@@ -35,6 +35,6 @@ def modules_dir(image: Path) -> Path:
     return image / "root" / "lib" / "modules" / release(image)
 
 
-def module_deps(image: Path) -> dict[str, dict[str, object]]:
-    deps: dict[str, dict[str, object]] = json.loads((image / "modules.json").read_text())
+def module_deps(image: Path) -> dict[str, kmod.Module]:
+    deps: dict[str, kmod.Module] = json.loads((image / "modules.json").read_text())
     return deps

@@ -13,9 +13,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from foundation.process import run
 from images import store
 from images.recipes import dom0
-from lab.process import run
 from quattor.ncm.component import Context
 from quattor.ncm.components.grub import GrubComponent
 from quattor.profile import load

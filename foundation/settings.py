@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.errors import PreflightError
+from foundation.errors import PreflightError
 
 REPO = Path(__file__).resolve().parent.parent
 KEEP = "XENLAB_KEEP"

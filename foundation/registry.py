@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
-from lab import netns
-from lab.errors import LabError
-from lab.paths import state_dir, work_root
-from lab.process import kill_pid, run
+from foundation import netns
+from foundation.errors import LabError
+from foundation.paths import state_dir, work_root
+from foundation.process import kill_pid, run
 
 log = logging.getLogger("xenlab.registry")
 

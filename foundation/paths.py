@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from lab import settings
-from lab.settings import REPO
+from foundation import settings
+from foundation.settings import REPO
 
 __all__ = ["REPO", "artifacts_root", "cache_dir", "new_run_dir", "state_dir", "work_root"]
 

@@ -16,20 +16,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from images.recipes import dom0_payload, guest_payload
+from images.catalog import PAYLOAD_FILES
 from lab import topology, xen
-from lab.lab import Lab, LabSpec, spec_from_profiles
+from lab.lab import PAYLOAD_DIR, Lab, LabSpec, spec_from_profiles
 from lab.profiles import compile_for_lab, keep_domains
 from lab.topology import HostPlan, Topology
 from lab.vm import DiskConfig
-from netboot_stack.events import Event, ResetLoop
+from netboot_stack.events import Event, Kind, ResetLoop
 from quattor.aii.nbp import IPXE_DIR, PXELINUX_DIR
-from scenarios.host_install import install_host
+from scenario_steps.host_install import install_host
 
 log = logging.getLogger("xenlab.gateway")
 
-HOST_PAYLOAD = "dom0.tar.zst"
-GUEST_PAYLOAD = "guest.tar.zst"
+HOST_PAYLOAD = PAYLOAD_FILES["dom0-payload"]
+GUEST_PAYLOAD = PAYLOAD_FILES["guest-payload"]
 
 
 class NotInProfiles(Exception):
@@ -51,12 +51,11 @@ class Gateway:
     def guests(self) -> tuple[str, ...]:
         return tuple(g.name for g in self.host.guests)
 
-    @property
-    def guests_timeout(self) -> float:
+    def guests_timeout(self, payload: Path) -> float:
         """From the host's first boot to every guest running its installed system, growing with the work: the
         guests install in parallel on the host's two vCPUs, each unpacking the payload; an HVM guest under nested
         TCG takes far longer than PV ones (every device access goes through QEMU in the emulated dom0)."""
-        payload_mib = (guest_payload.build() / GUEST_PAYLOAD).stat().st_size / 2**20
+        payload_mib = payload.stat().st_size / 2**20
         pv, hvm = len(self.host.pv_guests), len(self.host.hvm_guests)
         return 600 + 450 * pv + 2100 * hvm + 2 * payload_mib * (pv + hvm)
 
@@ -75,6 +74,7 @@ class Gateway:
             cpus=self.host.cpus,
             installer="installer",
             disks=tuple(DiskConfig(name, size=f"{mib}M") for name, mib in self.host.disks),
+            payloads=("dom0-payload", "guest-payload"),
         )
 
 
@@ -89,20 +89,24 @@ def plan(source: Path, variant: str) -> Gateway:
     return Gateway(found, host)
 
 
-def lab_profiles(gateway: Gateway, dest: Path, ssh_public_key: str) -> Gateway:
+def lab_profiles(lab: Lab, gateway: Gateway, dest: Path) -> Gateway:
     """The gateway's profiles as the lab serves them: compiled for the lab's payloads (their kernel, the
     lab's SSH key in every kickstart), and the host running only this run's guests; read back, so that every
     check compares against what the lab served."""
-    compile_for_lab(gateway.profiles, dest, ssh_public_key=ssh_public_key)
+    compile_for_lab(
+        gateway.profiles,
+        dest,
+        kernel_release=lab.images.payload_kernel_release(),
+        ssh_public_key=lab.ssh.public_key,
+    )
     keep_domains(dest / f"profile_{gateway.host.name}.json", gateway.guests)
     served = topology.read(dest)
     return Gateway(served, served.host)
 
 
 def prepare(lab: Lab, gateway: Gateway) -> None:
-    """Publish the payloads and profiles, let AII configure every node, and set them all to install."""
-    lab.server.publish(dom0_payload.build() / HOST_PAYLOAD, f"payload/{HOST_PAYLOAD}")
-    lab.server.publish(guest_payload.build() / GUEST_PAYLOAD, f"payload/{GUEST_PAYLOAD}")
+    """Publish the profiles, let AII configure every node, and set them all to install (the lab serves the
+    payloads its spec names)."""
     nodes = (gateway.host.name, *gateway.guests)
     for node in nodes:
         # Where the node's own profile_url says (preflight checked the install server serves it); JSON whatever
@@ -138,8 +142,8 @@ def install_guests(lab: Lab, gateway: Gateway) -> dict[str, Event]:
     booted = lab.server.events.wait_for_each(
         gateway.guests,
         phase="guests-installed-and-up",
-        timeout=gateway.guests_timeout,
-        kind="booted",
+        timeout=gateway.guests_timeout(lab.images.payloads[GUEST_PAYLOAD]),
+        kind=Kind.BOOTED,
         watch=[host_console, resets],
         arrived=arrived,
     )
@@ -191,9 +195,9 @@ def journey(lab: Lab, gateway: Gateway, guest: str) -> GuestJourney:
         assert found, f"{guest}: the install server's log has no {what}"
         return found[0]
 
-    ack = one("install ack", events.select(kind="ack", node=guest))
-    kickstart = one("kickstart fetch", events.select(kind="http", node=guest, path=f"ks/{fqdn}.ks"))
-    leases = events.select(kind="lease", node=guest)
+    ack = one("install ack", events.select(kind=Kind.ACK, node=guest))
+    kickstart = one("kickstart fetch", events.select(kind=Kind.HTTP, node=guest, path=f"ks/{fqdn}.ks"))
+    leases = events.select(kind=Kind.LEASE, node=guest)
     before = [e for e in leases if e.seen <= kickstart.seen]
     after = [e for e in leases if e.seen >= ack.seen]
     assert len(before) >= 2, f"{guest}: expected pypxeboot's lease, then the installer's, before the kickstart"
@@ -207,10 +211,10 @@ def journey(lab: Lab, gateway: Gateway, guest: str) -> GuestJourney:
         config_read=config_read,
         installer_lease=before[-1],
         kickstart=kickstart,
-        payload=one("payload fetch", events.select(kind="http", node=guest, path=f"payload/{GUEST_PAYLOAD}")),
+        payload=one("payload fetch", events.select(kind=Kind.HTTP, node=guest, path=f"{PAYLOAD_DIR}/{GUEST_PAYLOAD}")),
         ack=ack,
         localboot_lease=one("lease after the ack (pypxeboot at the reboot)", after),
-        booted=one("booted call from the installed system", events.select(kind="booted", node=guest)),
+        booted=one("booted call from the installed system", events.select(kind=Kind.BOOTED, node=guest)),
         hvm=config_read_by_guest,
     )
 

@@ -23,6 +23,10 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+# pykickstart's handler: a class made per kickstart version, without type information.
+Handler = Any
 
 SUPPORTED = {
     "text",
@@ -65,7 +69,7 @@ def _uptime() -> str:
 
 
 # --- the kickstart ---------------------------------------------------------------------------------------------
-def parse(text: str):  # -> pykickstart handler
+def parse(text: str) -> Handler:
     from pykickstart.errors import KickstartError
     from pykickstart.parser import KickstartParser
     from pykickstart.version import makeVersion
@@ -99,7 +103,7 @@ class Part:
         return self.name.startswith("pv.")
 
 
-def plan(handler, disk_mib: int) -> list[Part]:
+def plan(handler: Handler, disk_mib: int) -> list[Part]:
     """The partitions in order, numbered, checked against the disk (1 MiB is kept for the MBR and GRUB)."""
     parts = []
     for number, p in enumerate(handler.partition.partitions, 1):
@@ -174,7 +178,7 @@ def fetch(url: str, what: str) -> bytes:
         raise InstallError(f"{what} {url} could not be fetched: {getattr(exc, 'reason', exc)}") from None
 
 
-def find_disk(handler) -> str:
+def find_disk(handler: Handler) -> str:
     """The disk the kickstart names, else the largest one (a Xen guest may also see small extra disks, like
     a swap volume exported as a single partition)."""
     named = handler.clearpart.drives or [p.disk for p in handler.partition.partitions if p.disk]
@@ -188,7 +192,7 @@ def find_disk(handler) -> str:
             raise InstallError(
                 f"the kickstart names disk {named[0]}, this machine has {', '.join(sorted(disks)) or 'none'}"
             )
-        return named[0]
+        return str(named[0])
     if not disks:
         raise InstallError("no disk to install on")
     return max(sorted(disks), key=lambda name: disks[name])
@@ -198,7 +202,7 @@ def part_device(disk: str, number: int) -> str:
     return f"/dev/{disk}{'p' if disk[-1].isdigit() else ''}{number}"
 
 
-def partition(handler, disk: str) -> list[Part]:
+def partition(handler: Handler, disk: str) -> list[Part]:
     disk_mib = int((SYS_BLOCK / disk / "size").read_text()) * 512 // MiB
     parts = plan(handler, disk_mib)
     if handler.zerombr.zerombr or handler.clearpart.initAll:
@@ -230,7 +234,7 @@ def partition(handler, disk: str) -> list[Part]:
     return parts
 
 
-def payload(handler) -> None:
+def payload(handler: Handler) -> None:
     url = handler.liveimg.url
     if not url:
         raise InstallError("no liveimg --url: this installer installs tar payloads only")
@@ -253,7 +257,8 @@ def payload(handler) -> None:
     finally:
         tar.stdin.close()
     if tar.wait() != 0:
-        raise InstallError(f"payload {url} did not unpack: {tar.stderr.read().decode(errors='replace')[-300:]}")
+        error = tar.stderr.read() if tar.stderr else b""
+        raise InstallError(f"payload {url} did not unpack: {error.decode(errors='replace')[-300:]}")
     progress("payload", f"{total // MiB} MiB unpacked")
 
 
@@ -265,7 +270,7 @@ def _compression(url: str) -> list[str]:
     return []
 
 
-def configure_target(handler, parts: list[Part], disk: str) -> None:
+def configure_target(handler: Handler, parts: list[Part], disk: str) -> None:
     fstab = [
         f"LABEL={p.label} {p.name} {p.fstype} defaults 0 {1 if p.name == '/' else 2}"
         for p in parts
@@ -304,7 +309,7 @@ def configure_target(handler, parts: list[Part], disk: str) -> None:
     progress("configure", "fstab, hostname, network, root password, ssh keys, time zone")
 
 
-def grub_entry(handler, root: Part, disk: str) -> str:
+def grub_entry(handler: Handler, root: Part, disk: str) -> str:
     """The menu entry for the installed kernel, with the kickstart's --append (Anaconda writes one too).  Its
     commands are the ones GRUB and Xen's pygrub both read."""
     kernels = sorted((TARGET / "boot").glob("vmlinuz-*"))
@@ -321,7 +326,7 @@ def grub_entry(handler, root: Part, disk: str) -> str:
     )
 
 
-def bootloader(handler, disk: str, root: Part) -> None:
+def bootloader(handler: Handler, disk: str, root: Part) -> None:
     location = handler.bootloader.location or "mbr"
     if location == "none":
         progress("bootloader", "none asked for")
@@ -334,7 +339,7 @@ def bootloader(handler, disk: str, root: Part) -> None:
     progress("bootloader", f"GRUB in the MBR of /dev/{disk}")
 
 
-def scripts(handler, section: str) -> None:
+def scripts(handler: Handler, section: str) -> None:
     from pykickstart.constants import KS_SCRIPT_POST, KS_SCRIPT_PRE
 
     kind = {"pre": KS_SCRIPT_PRE, "post": KS_SCRIPT_POST}[section]

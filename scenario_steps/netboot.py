@@ -10,6 +10,8 @@ import secrets
 from dataclasses import dataclass
 
 from lab.lab import Lab
+from netboot_stack.config import Route
+from netboot_stack.events import Kind
 
 PXELINUX_FILES = ("pxelinux.0", "ldlinux.c32")
 
@@ -38,19 +40,19 @@ def netboot(lab: Lab, node: str, *, timeout_scale: float = 1.0) -> NetbootResult
     vm = lab.vm(node)
     with lab.timeline.phase(node, "qemu-start"):
         vm.start()
-    lab.wait_event(node, kind="lease", phase="dhcp", timeout=60 * t)
-    if route == "ipxe":
+    lab.wait_event(node, kind=Kind.LEASE, phase="dhcp", timeout=60 * t)
+    if route is Route.IPXE:
         lab.wait_event(
-            node, kind="http", path=f"ipxe/{lab.node_boot(node).ipxe_name}", phase="boot-file", timeout=30 * t
+            node, kind=Kind.HTTP, path=f"ipxe/{lab.node_boot(node).ipxe_name}", phase="boot-file", timeout=30 * t
         )
     else:
         lab.wait_event(
-            node, kind="tftp", path=f"pxelinux.cfg/{lab.node_boot(node).mac_name}", phase="boot-file", timeout=30 * t
+            node, kind=Kind.TFTP, path=f"pxelinux.cfg/{lab.node_boot(node).mac_name}", phase="boot-file", timeout=30 * t
         )
     lab.wait_console(node, r"Linux version \S+", phase="kernel-start", timeout=120 * t)
     qemu_rss, server_rss = vm.peak_rss_mib(), lab.server.rss_mib()  # the guest is gone soon after its ack
-    lab.wait_event(node, kind="http", path=ks_path, phase="kickstart", timeout=60 * t)
-    lab.wait_event(node, kind="ack", phase="ack", timeout=30 * t)
+    lab.wait_event(node, kind=Kind.HTTP, path=ks_path, phase="kickstart", timeout=60 * t)
+    lab.wait_event(node, kind=Kind.ACK, phase="ack", timeout=30 * t)
     with lab.timeline.phase(node, "poweroff"):
         vm.wait_exit(phase="poweroff", timeout=30 * t)
     assert vm.console is not None

@@ -24,6 +24,10 @@ class PreflightError(LabError):
     """Bad input or a machine that cannot run the lab, found before anything was started."""
 
 
+class ImageError(LabError):
+    """An image cannot be built from its inputs (a package lacks what the recipe takes from it)."""
+
+
 class ServerDown(LabError):
     """The install server (its dnsmasq, or the whole container) stopped while the lab waited on it: no wait
     can end well, and it is the lab's fault, not the product's."""

@@ -1,6 +1,6 @@
 """Benchmark: per-phase netboot times, median of several runs, plus lab up/down times and memory.
 
-  python -m scenarios.bench_netboot [--runs 5] [--routes pxelinux,ipxe] [--baseline] [--json FILE]
+  python -m benchmarks.netboot [--runs 5] [--routes pxelinux,ipxe] [--baseline] [--json FILE]
 
 Times are seconds from QEMU start to the end of each phase: DHCP lease, boot file (pxelinux config or
 iPXE script), kernel start, kickstart fetched, ack.  Figures are printed, never asserted.
@@ -20,17 +20,20 @@ import sys
 import time
 from pathlib import Path
 
-from lab import netns
+from foundation import netns
+from foundation.errors import LabError
+from foundation.network import tap_name
+from foundation.process import spawn
 from lab.lab import Lab, LabSpec, NodeSpec
-from lab.network import tap_name
-from lab.process import spawn, stop
 from lab.vm import QEMU
-from scenarios.netboot import kickstart_for, netboot
+from netboot_stack.config import Route
+from netboot_stack.events import Kind
+from scenario_steps.netboot import kickstart_for, netboot
 
 MILESTONES = ("dhcp", "boot-file", "kernel-start", "kickstart", "ack")
 
 
-def one_run(route: str) -> dict[str, float]:
+def one_run(route: Route) -> dict[str, float]:
     spec = LabSpec(f"bench-{route}", nodes=(NodeSpec("cagnode50", host=50, route=route),))
     figures: dict[str, float] = {}
     started = time.monotonic()
@@ -49,7 +52,7 @@ def one_run(route: str) -> dict[str, float]:
     return figures
 
 
-def bare_run(route: str) -> dict[str, float]:
+def bare_run(route: Route) -> dict[str, float]:
     """The prototype's QEMU command in a lab: markers read from its stdout, events from the install server."""
     node = "cagnode50"
     lab = Lab(LabSpec(f"bench-bare-{route}", nodes=(NodeSpec(node, host=50, route=route),)))
@@ -68,7 +71,11 @@ def bare_run(route: str) -> dict[str, float]:
         proc = spawn(netns.exec_argv(lab.network.netns, argv), log_path=console)
         lab.slot.note(pids=proc.pid)
         figures: dict[str, float] = {}
-        wanted = {"dhcp": ("lease", None), "kickstart": ("http", f"ks/{lab.fqdn(node)}.ks"), "ack": ("ack", None)}
+        wanted = {
+            "dhcp": (Kind.LEASE, None),
+            "kickstart": (Kind.HTTP, f"ks/{lab.fqdn(node)}.ks"),
+            "ack": (Kind.ACK, None),
+        }
         try:
             while "ack" not in figures and proc.poll() is None and time.monotonic() - started < 120:
                 now = time.monotonic() - started
@@ -79,10 +86,10 @@ def bare_run(route: str) -> dict[str, float]:
                         figures[phase] = now
                 time.sleep(0.05)
         finally:
-            stop(proc)
+            proc.stop()
             lab.slot.forget(pids=proc.pid)
     if "ack" not in figures:
-        raise RuntimeError(f"bare QEMU ({route}) did not reach the ack; its console: {console}")
+        raise LabError(f"bare QEMU ({route}) did not reach the ack; its console: {console}")
     return figures
 
 
@@ -92,7 +99,7 @@ def _phase(lab: Lab, subject: str, name: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scenarios.bench_netboot",
+        prog="python -m benchmarks.netboot",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     results: dict[str, list[dict[str, float]]] = {}
-    for route in args.routes.split(","):
+    for route in (Route(name) for name in args.routes.split(",")):
         for i in range(args.runs):
             figures = one_run(route)
             results.setdefault(route, []).append(figures)
@@ -115,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     columns = [*MILESTONES, "lab-up", "lab-down", "qemu-rss-mib", "server-rss-mib"]
     print(f"\nnetboot, median of {args.runs} runs; phases in seconds from QEMU start, memory in MiB")
     print(f"{'route':<14}" + "".join(f"{c:>15}" for c in columns))
-    for route, runs in results.items():
+    for row, runs in results.items():
         cells = [statistics.median(r[c] for r in runs) if c in runs[0] else None for c in columns]
-        print(f"{route:<14}" + "".join(f"{'-':>15}" if v is None else f"{v:15.2f}" for v in cells))
+        print(f"{row:<14}" + "".join(f"{'-':>15}" if v is None else f"{v:15.2f}" for v in cells))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1))
     print(f"\nall runs: {args.json}")

@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from lab.lab import Lab
-
-HOST = "cagxen01"
-# Scenarios that boot a nested Xen host hold a machine-wide Xen-host slot (lab.capacity) while they run.
-XEN_HOST = pytest.mark.usefixtures("xen_host_slot")
+from netboot_stack.events import Kind
 
 
 def install_host(lab: Lab, host: str, *, grub_title: str, first_boot_timeout: float = 600) -> str:
@@ -25,13 +20,13 @@ def install_host(lab: Lab, host: str, *, grub_title: str, first_boot_timeout: fl
     fqdn = lab.fqdn(host)
     vm = lab.vm(host)
     vm.start()
-    lab.wait_event(host, kind="lease", phase="dhcp", timeout=60)
+    lab.wait_event(host, kind=Kind.LEASE, phase="dhcp", timeout=60)
     lab.wait_console(host, r"XENLAB-INSTALL start", phase="installer-start", timeout=300)
-    lab.wait_event(host, kind="http", path=f"ks/{fqdn}.ks", phase="kickstart", timeout=120)
+    lab.wait_event(host, kind=Kind.HTTP, path=f"ks/{fqdn}.ks", phase="kickstart", timeout=120)
     lab.wait_console(host, r"XENLAB-INSTALL partition: / ", phase="partitioning", timeout=300)
     lab.wait_console(host, r"XENLAB-INSTALL payload: \d+ MiB unpacked", phase="payload", timeout=900)
     lab.wait_console(host, r"XENLAB-INSTALL bootloader: GRUB", phase="bootloader", timeout=600)
-    lab.wait_event(host, kind="ack", phase="post-and-ack", timeout=600)
+    lab.wait_event(host, kind=Kind.ACK, phase="post-and-ack", timeout=600)
     lab.wait_console(host, r"XENLAB-INSTALL-DONE reboot", phase="install-done", timeout=120)
     with lab.timeline.phase(host, "reboot"):
         vm.wait_exit(phase="reboot", timeout=120)

@@ -1,6 +1,6 @@
 """Benchmark any scenario by its phases: run it N times, print the median seconds of every phase.
 
-  python -m scenarios.bench_phases scenarios/test_host_install.py [--runs 3] [--json FILE]
+  python -m benchmarks.phases scenarios/test_host_install.py [--runs 3] [--json FILE]
 
 Each run of a scenario leaves `phases.json` in its artifacts directory; this collects the runs made now
 and prints, per machine and phase, the median duration and the median time the phase ended (from the
@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from lab.paths import artifacts_root
+from foundation.paths import artifacts_root
+from foundation.process import start
 
 
 def run_once(target: str) -> tuple[list[Path], float]:
     """Run the scenario; its runs' phase files and its wall time."""
     started = time.time()
-    code = subprocess.call([sys.executable, "-m", "pytest", target, "-q", "-p", "no:cacheprovider", "-x"])
+    with start(
+        [sys.executable, "-m", "pytest", target, "-q", "-p", "no:cacheprovider", "-x"], stdin=None, env=os.environ
+    ) as pytest:
+        code = pytest.wait()
     if code != 0:
         raise SystemExit(f"the scenario failed (pytest exit {code}); no figures from a failed run")
     return [p for p in artifacts_root().glob("*/phases.json") if p.stat().st_mtime >= started], time.time() - started
@@ -32,7 +36,7 @@ def run_once(target: str) -> tuple[list[Path], float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scenarios.bench_phases",
+        prog="python -m benchmarks.phases",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

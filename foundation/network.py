@@ -17,8 +17,8 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from lab import netns
-from lab.errors import PreflightError
+from foundation import netns
+from foundation.errors import PreflightError
 
 log = logging.getLogger("xenlab.network")
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from lab.errors import LabError
-from lab.process import run
+from foundation.errors import LabError
+from foundation.process import run
 
 ETC_NETNS = Path("/etc/netns")  # per-namespace files `ip netns exec` mounts over /etc
 NETNS_DIR = Path("/run/netns")

@@ -1,0 +1,1 @@
+"""Benchmarks that print per-phase figures (`./xenlab bench`): never assertions on time."""

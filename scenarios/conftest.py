@@ -1,0 +1,41 @@
+"""Fixtures and options of the scenario tests only."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+
+import pytest
+
+from foundation.paths import REPO
+from lab import capacity
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("xenlab").addoption(
+        "--profiles",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="gateway scenarios: compiled profiles (profile_<node>.json or .xml) instead of the shipped sets",
+    )
+
+
+@pytest.fixture
+def xen_host_slot() -> Generator[int, None, None]:
+    """One of the machine's Xen-host slots (lab.capacity), held while a scenario boots a nested Xen host."""
+    with capacity.xen_host_slot() as slot:
+        yield slot
+
+
+@pytest.fixture
+def gateway_profiles(request: pytest.FixtureRequest) -> Path:
+    """The profiles a gateway scenario installs: `--profiles DIR`, else the shipped ones."""
+    chosen: Path | None = request.config.getoption("profiles")
+    if chosen is None:
+        return REPO / "profiles"
+    if not chosen.is_dir() or (not any(chosen.glob("profile_*.json")) and not any(chosen.glob("profile_*.xml"))):
+        raise pytest.UsageError(
+            f"--profiles {chosen}: not a directory of compiled profiles (profile_<node>.json or .xml)"
+        )
+    return chosen.resolve()
