@@ -44,9 +44,11 @@ class ImageSet:
 
 def build(installers: Iterable[str], payloads: Iterable[str]) -> ImageSet:
     """Build what a lab needs: `installers` and `payloads` are image names of the catalog."""
+    installers, payloads = tuple(installers), tuple(payloads)  # read twice below
     for name in (*installers, *payloads):
         catalog.check_name(name)
-    built_installers = {name: catalog.build(name) for name in dict.fromkeys(installers)}
+    # The probe's image is an installer too (it netboots and acks): always there, since the probe needs it.
+    built_installers = {name: catalog.build(name) for name in dict.fromkeys((*installers, PROBE))}
     served = {}
     for name in dict.fromkeys(payloads):
         file_name = catalog.PAYLOAD_FILES.get(name)
@@ -60,7 +62,7 @@ def build(installers: Iterable[str], payloads: Iterable[str]) -> ImageSet:
         bootfiles=catalog.build("bootfiles"),
         installers=built_installers,
         payloads=served,
-        probe=built_installers.get(PROBE) or catalog.build(PROBE),
+        probe=built_installers[PROBE],
         kernel_release=dom0_kernel_release() if served else None,
     )
 
