@@ -90,7 +90,9 @@ class LabSpec:
         raise PreflightError(f"the lab has no node {name!r}", hint=f"nodes: {', '.join(n.name for n in self.nodes)}")
 
 
-def spec_from_profiles(label: str, profiles: Path | Site, names: Iterable[str], **node_options: Any) -> LabSpec:
+def spec_from_profiles(
+    label: str, profiles: Path | Site, names: Iterable[str], *, payloads: tuple[str, ...] = (), **node_options: Any
+) -> LabSpec:
     """A lab whose nodes are the profiles' machines (their names, MACs and addresses, read the way AII reads
     them) and whose install server, subnet and domain are the install server's profile's."""
     site = profiles if isinstance(profiles, Site) else topology.read_site(profiles)
@@ -106,6 +108,7 @@ def spec_from_profiles(label: str, profiles: Path | Site, names: Iterable[str], 
         subnet=site.subnet,
         server_name=site.server.name,
         server_host=int(site.server.ip) - int(site.subnet.network_address),
+        payloads=payloads,
     )
 
 
