@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from foundation import settings
+from foundation import interrupts, settings
 from foundation.errors import LabError, ProductFailure
 from foundation.paths import new_run_dir
 
@@ -31,6 +31,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger("xenlab").setLevel(logging.INFO)
+    interrupts.raise_on_sigterm()  # a CI timeout's SIGTERM unwinds every lab as Ctrl-C does
+    if hasattr(config, "workerinput"):
+        interrupts.die_with_parent()  # an xdist worker does not outlive its controller
     if config.getoption("keep"):
         os.environ[settings.KEEP] = "1"  # xdist workers inherit it
     settings.reread()

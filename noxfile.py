@@ -13,15 +13,21 @@ tiers rather than building environments, since the lab needs root and a machine-
 
 from __future__ import annotations
 
+import os
+import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import FrameType
 
 import nox
 
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["ci"]
-REPORTS = Path("artifacts/reports")
+# Beside the runs' own artifacts (XENLAB_ARTIFACTS, see foundation/settings.py; nox reads no project module).
+REPORTS = Path(os.environ.get("XENLAB_ARTIFACTS") or "artifacts") / "reports"
 
 # (tier, pytest arguments).  Scenarios run two labs at once: on 2 cores that is the measured sweet spot.  The
 # scenarios with a nested Xen host take a machine-wide slot (lab.capacity: one per four cores), so on 2 cores
@@ -33,6 +39,45 @@ TIERS = {
     "slow": ["scenarios", "-m", "slow", "-n", "2"],
 }
 EXIT_NO_TESTS = 5
+# After Ctrl-C or SIGTERM, how long pytest has to take its labs down before nox kills it (the labs' reapers
+# then finish the job).  A lab's teardown takes seconds; nox's own session.run would allow under one.
+TEARDOWN_S = 60
+
+
+def run_lab_command(session: nox.Session, argv: list[str]) -> int:
+    """Run a command that starts labs (pytest, a benchmark) to its end; its exit status, however it is stopped.
+
+    A terminal's Ctrl-C reaches the command itself (the whole foreground process group gets it); a SIGINT or
+    SIGTERM sent to nox alone is passed on.  Either way nox waits for it to unwind its labs, then fails the
+    session as interrupted.
+    """
+    session.log(shlex.join(argv))
+    proc = subprocess.Popen(argv)
+    stopped_at: list[float] = []
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        if not stopped_at:
+            session.warn(f"{signal.Signals(signum).name}: {argv[2]} is taking its labs down ({TEARDOWN_S} s at most)")
+            stopped_at.append(time.monotonic())
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, on_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if stopped_at and time.monotonic() - stopped_at[0] > TEARDOWN_S:
+                    session.warn(f"{argv[2]} still running {TEARDOWN_S} s after the stop: killing it")
+                    proc.kill()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stopped_at:
+        session.error(f"interrupted ({argv[2]} exit status {code}); `./xenlab status` lists any lab left")
+    return code
 
 
 def run_tier(session: nox.Session, tier: str, extra: list[str]) -> None:
@@ -47,8 +92,7 @@ def run_tier(session: nox.Session, tier: str, extra: list[str]) -> None:
         "--self-contained-html",
         *extra,
     ]
-    session.log(" ".join(argv))
-    code = subprocess.call(argv)
+    code = run_lab_command(session, argv)
     if code == EXIT_NO_TESTS:
         # A tier that collects nothing is a broken selection, never a pass.
         session.error(f"tier {tier!r} collected no tests: its selection {TIERS[tier]} matches nothing")
@@ -73,7 +117,7 @@ def nightly(session: nox.Session) -> None:
 def gateway(session: nox.Session) -> None:
     """The main job: the gateway reinstall, phases shown as they pass (`--keep`, `--profiles DIR` pass through)."""
     REPORTS.mkdir(parents=True, exist_ok=True)
-    session.run(
+    argv = [
         sys.executable,
         "-m",
         "pytest",
@@ -89,7 +133,10 @@ def gateway(session: nox.Session) -> None:
         "log_cli=true",
         "--log-cli-level=INFO",
         *session.posargs,
-    )
+    ]
+    code = run_lab_command(session, argv)
+    if code != 0:
+        session.error(f"the gateway reinstall failed (pytest exit status {code}); reports in {REPORTS}/gateway.*")
 
 
 def gateway_selection(posargs: list[str]) -> str:
@@ -102,9 +149,9 @@ def gateway_selection(posargs: list[str]) -> str:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Netboot phases and memory; then the host install's phases (pass --runs N to either)."""
-    session.run(sys.executable, "-m", "benchmarks.netboot", *session.posargs)
+    run_benchmark(session, ["benchmarks.netboot", *session.posargs])
     host_args = [a for a in session.posargs if a != "--baseline"]  # the bare-QEMU baseline is the netboot's
-    session.run(sys.executable, "-m", "benchmarks.phases", "scenarios/test_host_install.py", *host_args)
+    run_benchmark(session, ["benchmarks.phases", "scenarios/test_host_install.py", *host_args])
 
 
 @nox.session(name="bench-gateway")
@@ -113,7 +160,13 @@ def bench_gateway(session: nox.Session) -> None:
     argv = session.posargs or ["--runs", "1"]
     test = "scenarios/test_gateway_reinstall.py::test_the_gateway_reinstalls_from_empty_disks"
     for run in ("seed-pv", "seed-hvm"):
-        session.run(sys.executable, "-m", "benchmarks.phases", f"{test}[{run}]", *argv)
+        run_benchmark(session, ["benchmarks.phases", f"{test}[{run}]", *argv])
+
+
+def run_benchmark(session: nox.Session, module_args: list[str]) -> None:
+    code = run_lab_command(session, [sys.executable, "-m", *module_args])
+    if code != 0:
+        session.error(f"{module_args[0]} failed (exit status {code})")
 
 
 @nox.session

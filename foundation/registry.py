@@ -3,7 +3,9 @@
 Each lab holds an exclusive `flock` on `/run/xenlab/labs/<id>.lock` for its whole life.  The kernel drops
 that lock when the process dies however it dies, so "can I take the lock?" tells exactly whether a lab's
 owner is gone.  What a lab starts (QEMU PIDs, containers, namespaces) is recorded in
-`<id>.json` as it goes, so that `sweep()` can remove a dead lab's leftovers by PID and by name.
+`<id>.json` as it goes, so that a dead lab's leftovers can be removed by PID and by name: at once by the
+lab's reaper (`guard()`, foundation/reaper.py), which waits on the lock, or else by `sweep()` at the next
+start or `./xenlab down`.
 """
 
 from __future__ import annotations
@@ -14,18 +16,23 @@ import logging
 import os
 import re
 import shutil
+import subprocess
+import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
 from foundation import netns
 from foundation.errors import LabError
-from foundation.paths import state_dir, work_root
-from foundation.process import kill_pid, run
+from foundation.paths import REPO, state_dir, work_root
+from foundation.process import Child, kill_pid, pid_alive, pid_cmdline, run, start
 
 log = logging.getLogger("xenlab.registry")
 
 LAB_PREFIX = "xenlab"
+REAPER_EXIT_S = 10  # a reaper given a released lock has nothing to do but exit
+OWNER_STOP_S = 30  # `down --all`: how long a live owner (then its reaper) has to take its lab down
 MAX_SLOTS = 200
 _LAB_ID = re.compile(rf"^{LAB_PREFIX}(\d+)$")
 
@@ -58,6 +65,7 @@ class LabSlot:
         self.lab_id = lab_id
         self._lock_file = lock_file
         self.record = LabRecord(lab_id=lab_id, owner_pid=os.getpid())
+        self._reaper: Child | None = None
         self.save()
 
     @property
@@ -88,10 +96,32 @@ class LabSlot:
                 values.remove(value)
         self.save()
 
+    def guard(self, log_path: Path) -> None:
+        """Start this lab's reaper: if this process dies before `release()`, however it dies, the reaper
+        removes what the lab started within seconds, and logs it to `log_path`."""
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as out:
+            self._reaper = start(
+                [sys.executable, "-m", "foundation.reaper", self.lab_id, str(self.record.owner_pid)],
+                env={k: v for k, v in os.environ.items() if k.startswith("XENLAB_")},
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                new_session=True,  # a Ctrl-C at the terminal must not reach it
+            )
+
     def release(self) -> None:
+        """The lab was taken down in order: drop its record and its lock (its reaper sees that and exits)."""
         self.state_path.unlink(missing_ok=True)
         fcntl.flock(self._lock_file, fcntl.LOCK_UN)
         self._lock_file.close()
+        if self._reaper is not None:
+            try:
+                self._reaper.wait(REAPER_EXIT_S)
+            except subprocess.TimeoutExpired:
+                log.warning("lab %s: its reaper (pid %d) did not exit; killing it", self.lab_id, self._reaper.pid)
+                self._reaper.popen.kill()
+                self._reaper.wait()
 
 
 def _try_lock(lab_id: str) -> IO[str] | None:
@@ -111,7 +141,7 @@ def claim_slot() -> LabSlot:
         lock = _try_lock(lab_id)
         if lock is None:
             continue
-        _remove_leftovers(lab_id)
+        remove_leftovers(lab_id)
         return LabSlot(lab_id, lock)
     raise LabError(f"all {MAX_SLOTS} lab slots are in use", hint="run `./xenlab down --all`")
 
@@ -136,11 +166,12 @@ def sweep(*, include_live: bool = False) -> list[str]:
         if lock is None:
             if not include_live:
                 continue
-            state = _read_state(lab_id)
+            state = read_state(lab_id)
             if state and state.owner_pid != os.getpid():
                 # Ask the owner first (it unwinds its own lab on SIGTERM), so it cannot restart things.
-                kill_pid(state.owner_pid, must_contain="", grace=30)
-        _remove_leftovers(lab_id)
+                kill_pid(state.owner_pid, must_contain="", grace=OWNER_STOP_S)
+            lock = _wait_for_lock(lab_id, OWNER_STOP_S)  # the owner's reaper may be finishing the job
+        remove_leftovers(lab_id)
         cleaned.append(lab_id)
         if lock is not None:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -148,12 +179,38 @@ def sweep(*, include_live: bool = False) -> list[str]:
     return cleaned
 
 
-def _read_state(lab_id: str) -> LabRecord | None:
+def _wait_for_lock(lab_id: str, timeout: float) -> IO[str] | None:
+    deadline = time.monotonic() + timeout
+    while (lock := _try_lock(lab_id)) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return lock
+
+
+def read_state(lab_id: str) -> LabRecord | None:
     try:
         data = json.loads((labs_dir() / f"{lab_id}.json").read_text())
         return LabRecord(**data)
     except (OSError, ValueError, TypeError):
         return None
+
+
+def traces(lab_id: str, pids: tuple[int, ...] = ()) -> list[str]:
+    """What of `lab_id` exists on this machine, in words: its namespaces, container, the processes among
+    `pids` (and its record's) that still run, its scratch, and loop devices backed by files in it."""
+    state = read_state(lab_id)
+    found = [f"namespace {n}" for n in (lab_id, f"{lab_id}-srv") if netns.exists(n)]
+    found += [f"container {c}" for c in _runc_containers() if c.split("-")[0] == lab_id]
+    for pid in sorted({*pids, *(state.pids if state else ())}):
+        if pid_alive(pid):
+            found.append(f"process {pid} ({' '.join(pid_cmdline(pid))[:80]})")
+    scratch = work_root() / lab_id
+    if scratch.exists():
+        found.append(f"scratch {scratch}")
+    for device in Path("/sys/block").glob("loop*"):
+        backing = device / "loop" / "backing_file"
+        if backing.exists() and backing.read_text().strip().startswith(f"{scratch}/"):
+            found.append(f"loop device /dev/{device.name} ({backing.read_text().strip()})")
+    return found
 
 
 def _runc_containers() -> list[str]:
@@ -163,8 +220,10 @@ def _runc_containers() -> list[str]:
     return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
 
 
-def _remove_leftovers(lab_id: str) -> None:
-    state = _read_state(lab_id)
+def remove_leftovers(lab_id: str) -> None:
+    """Remove everything the record of `lab_id` names, and whatever else of that id is left (namespaces,
+    containers, scratch).  The caller holds the lab's lock."""
+    state = read_state(lab_id)
     found = False
     if state:
         for pid in state.pids:

@@ -22,7 +22,7 @@ def status() -> int:
         print("no labs on this machine")
         return 0
     for lab_id in ids:
-        state = registry._read_state(lab_id)
+        state = registry.read_state(lab_id)
         owner = state.owner_pid if state else None
         live = owner is not None and pid_alive(owner)
         spaces = [n for n in (lab_id, f"{lab_id}-srv") if netns.exists(n)]

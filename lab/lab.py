@@ -10,7 +10,9 @@ with Lab(spec) as lab:
 ```
 
 Everything a lab starts is entered into one `ExitStack` and recorded in its registry slot, so it is removed
-on success, failure, timeout, Ctrl-C and SIGTERM, and what a crashed run left is removed at the next start.
+on success, failure, timeout, Ctrl-C and SIGTERM.  If the process dies before its stack is closed (a second
+Ctrl-C, a SIGKILL half-way through the teardown), the lab's reaper removes what it started within seconds
+(foundation/reaper.py); and what anything else left is removed at the next start or by `./xenlab down`.
 """
 
 from __future__ import annotations
@@ -20,15 +22,13 @@ import logging
 import shutil
 import signal
 import sys
-import threading
 from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from foundation import netns, registry, settings
+from foundation import interrupts, netns, registry, settings
 from foundation.errors import PreflightError, ProductFailure
 from foundation.network import LabNetwork, NetworkConfig, tap_name
 from foundation.paths import new_run_dir, work_root
@@ -151,11 +151,11 @@ class Lab:
         check_spec(self.spec)
         preflight.check_privileges()
         preflight.check_tools()
-        _raise_on_sigterm()
+        interrupts.raise_on_sigterm()
         try:
             self._up()
         except BaseException:
-            self.stack.close()
+            self._take_down()
             raise
         return self
 
@@ -170,6 +170,7 @@ class Lab:
             self.stack.callback(self.slot.release)
             if self.run_dir is None:
                 self.run_dir = new_run_dir(f"{self.spec.label}-{self.slot.lab_id}")
+            self.slot.guard(self.run_dir / "reaper.log")  # if this process dies before the stack closes
             self.work_dir = work_root() / self.slot.lab_id
             shutil.rmtree(self.work_dir, ignore_errors=True)
             self.work_dir.mkdir(parents=True)
@@ -208,6 +209,11 @@ class Lab:
             if self.keep and hasattr(self, "slot"):
                 self.hold()
         finally:
+            self._take_down()
+
+    def _take_down(self) -> None:
+        """Close the stack to its end: a Ctrl-C meanwhile is raised after it, not half-way through."""
+        with interrupts.deferred("taking the lab down"):
             self.stack.close()
 
     def access(self) -> str:
@@ -383,15 +389,3 @@ class Lab:
             return [item.to_text() for rrset in response.answer for item in rrset]
 
         return netns.call_in_netns(self.network.netns, query)
-
-
-def _raise_on_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt so `down --all` and CI timeouts unwind the ExitStack."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-
-        def handler(signum: int, frame: FrameType | None) -> None:
-            raise KeyboardInterrupt(f"signal {signum}")
-
-        signal.signal(signal.SIGTERM, handler)

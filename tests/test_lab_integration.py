@@ -8,14 +8,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from foundation import netns, registry, settings
 from foundation.errors import LabError, PreflightError
-from foundation.paths import REPO, work_root
-from foundation.process import pid_alive
+from foundation.paths import REPO
+from foundation.process import pid_cmdline
 from lab import preflight
 from lab.lab import Lab, LabSpec, NodeSpec
 from netboot_stack.events import Kind
@@ -83,47 +85,92 @@ def test_install_failure_reports_reach_the_event_log(run_dir: Path) -> None:
 
 
 CRASHING_OWNER = """
-import sys, time
+import logging, sys, time
 from lab.lab import Lab, LabSpec, NodeSpec
-from netboot_stack.events import Kind
-from netboot_stack.events import Kind
+logging.basicConfig(level=logging.INFO)
 with Lab(LabSpec("crash", nodes=(NodeSpec("victim", host=60),))) as lab:
     vm = lab.vm("victim")
     vm.start()
-    print(lab.slot.lab_id, vm.proc.pid, flush=True)
+    print(lab.slot.lab_id, vm.proc.pid, lab.run_dir, flush=True)
     time.sleep(600)
 """
 
 
-def start_owner() -> tuple[subprocess.Popen[str], str, int]:
-    proc = subprocess.Popen([sys.executable, "-c", CRASHING_OWNER], cwd=REPO, stdout=subprocess.PIPE, text=True)
+@dataclass
+class Owner:
+    """A separate process that owns a lab with one VM running, for the tests to kill."""
+
+    proc: subprocess.Popen[str]
+    lab_id: str
+    qemu_pid: int
+    run_dir: Path
+
+    def reaper_pid(self) -> int:
+        found = [
+            pid
+            for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+            if pid_cmdline(pid)[1:] == ["-m", "foundation.reaper", self.lab_id, str(self.proc.pid)]
+        ]
+        assert len(found) == 1, f"expected one reaper for {self.lab_id}, found {found}"
+        return found[0]
+
+    def is_gone(self) -> bool:
+        return not registry.traces(self.lab_id, (self.qemu_pid,))
+
+
+def start_owner() -> Owner:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_OWNER], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline().split()
     assert line, "the lab owner did not start its lab"
-    return proc, line[0], int(line[1])
+    return Owner(proc, line[0], int(line[1]), Path(line[2]))
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_a_killed_owners_lab_is_removed_by_its_reaper_within_seconds() -> None:
+    owner = start_owner()
+    owner.proc.send_signal(signal.SIGKILL)
+    owner.proc.wait()
+    assert wait_until(owner.is_gone, timeout=20), f"lab {owner.lab_id} still has traces 20 s after its owner died"
+    log = (owner.run_dir / "reaper.log").read_text()
+    assert f"its owner (pid {owner.proc.pid}) ended without taking it down" in log
 
 
 def test_a_crashed_labs_leftovers_are_removed_by_the_next_sweep() -> None:
-    owner, lab_id, qemu_pid = start_owner()
-    owner.send_signal(signal.SIGKILL)
-    owner.wait()
-    # The owner died without cleaning: its namespaces, container and QEMU are still there.
-    assert netns.exists(lab_id) and pid_alive(qemu_pid)
-    assert f"{lab_id}-srv" in registry._runc_containers()
-    assert lab_id in registry.sweep()
-    assert not netns.exists(lab_id) and not netns.exists(f"{lab_id}-srv")
-    assert f"{lab_id}-srv" not in registry._runc_containers()
-    time.sleep(0.2)
-    assert not pid_alive(qemu_pid)
-    assert not (work_root() / lab_id).exists()
+    owner = start_owner()
+    os.kill(owner.reaper_pid(), signal.SIGKILL)  # the worst case: its reaper died too
+    owner.proc.send_signal(signal.SIGKILL)
+    owner.proc.wait()
+    time.sleep(0.5)
+    assert not owner.is_gone(), "nothing was left to sweep: the test proves nothing"
+    assert owner.lab_id in registry.sweep()
+    assert wait_until(owner.is_gone, timeout=5)
 
 
-def test_sigterm_makes_the_owner_tear_its_lab_down() -> None:
-    owner, lab_id, qemu_pid = start_owner()
-    owner.send_signal(signal.SIGTERM)
-    owner.wait(timeout=30)
-    assert not netns.exists(lab_id) and not pid_alive(qemu_pid)
-    assert f"{lab_id}-srv" not in registry._runc_containers()
+def test_sigterm_makes_the_owner_tear_its_lab_down_itself() -> None:
+    owner = start_owner()
+    owner.proc.send_signal(signal.SIGTERM)
+    owner.proc.communicate(timeout=30)
+    assert owner.is_gone()
+    assert "ended without taking it down" not in (owner.run_dir / "reaper.log").read_text()
+
+
+def test_an_impatient_double_ctrl_c_leaves_nothing_either() -> None:
+    owner = start_owner()
+    owner.proc.send_signal(signal.SIGINT)
+    owner.proc.send_signal(signal.SIGINT)
+    owner.proc.communicate(timeout=30)
+    assert wait_until(owner.is_gone, timeout=20), f"lab {owner.lab_id} still has traces 20 s after two Ctrl-Cs"
 
 
 @pytest.mark.parametrize(
