@@ -1,9 +1,5 @@
-"""Fixtures and reporting for every test tier (the scenarios' own are in scenarios/conftest.py).
-
-Failures are tagged as the lab's own (`LabError`: QEMU would not start, an image did not build) or the
-product's (`ProductFailure`: a node did not install), in the report and in JUnit XML properties, so that a
-nightly report says which it was.
-"""
+"""Fixtures of every test tier (the scenarios' own are in scenarios/conftest.py); the report of every tier,
+its failure kinds, retry and verdicts, is the plugin reporting/pytest_plugin.py."""
 
 from __future__ import annotations
 
@@ -16,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from foundation import interrupts, settings
-from foundation.errors import LabError, ProductFailure
 from foundation.paths import new_run_dir
+
+pytest_plugins = ("reporting.pytest_plugin", "pytester")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,53 +52,3 @@ def run_dir(request: pytest.FixtureRequest) -> Path:
     path = new_run_dir(name)
     request.node.user_properties.append(("artifacts", str(path)))
     return path
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
-    outcome = yield
-    report = outcome.get_result()
-    if call.excinfo is None or report.passed:
-        return
-    if call.excinfo.errisinstance(LabError):
-        kind = "lab"
-    elif call.excinfo.errisinstance(ProductFailure):
-        kind = "product"
-    else:
-        kind = "test"
-    report.user_properties.append(("failure_kind", kind))
-    report.sections.append(
-        (
-            "failure kind",
-            f"{kind}: "
-            + {
-                "lab": "the lab itself broke (not a verdict on the system under test)",
-                "product": "the system under test failed",
-                "test": "an assertion or an unexpected error in the test",
-            }[kind],
-        )
-    )
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    print_phase_tables(terminalreporter)
-    kinds: dict[str, int] = {}
-    for report in terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", []):
-        for key, value in getattr(report, "user_properties", []):
-            if key == "failure_kind":
-                kinds[value] = kinds.get(value, 0) + 1
-    if kinds:
-        terminalreporter.write_line("failures by kind: " + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())))
-
-
-def print_phase_tables(terminalreporter: pytest.TerminalReporter) -> None:
-    """Each scenario's per-phase table (host and each guest), at the end of the run, passed or failed."""
-    for outcome in ("passed", "failed"):
-        for report in terminalreporter.stats.get(outcome, []):
-            if getattr(report, "when", None) != "call":
-                continue
-            artifacts = dict(getattr(report, "user_properties", [])).get("artifacts")
-            table = Path(artifacts) / "phases.txt" if artifacts else None
-            if table is not None and table.exists():
-                terminalreporter.write_sep("-", f"phases of {report.nodeid} ({outcome}; seconds)")
-                terminalreporter.write_line(table.read_text().rstrip())

@@ -35,9 +35,11 @@ REPORTS = Path(os.environ.get("XENLAB_ARTIFACTS") or "artifacts") / "reports"
 TIERS = {
     "unit": ["tests", "-m", "not integration"],
     "integration": ["tests", "-m", "integration"],
-    "scenario": ["scenarios", "-m", "scenario and not slow", "-n", "2"],
-    "slow": ["scenarios", "-m", "slow", "-n", "2"],
+    "scenario": ["scenarios", "-m", "scenario and not slow", "-n", "2", "--lab-retries=1"],
+    "slow": ["scenarios", "-m", "slow", "-n", "2", "--lab-retries=1"],
 }
+# A scenario the lab broke under (LabError) runs once more, reported RERUN, verdict "flaky" if it then passes;
+# every tier writes its verdicts to REPORTS/<tier>.summary.json, compared with the one it replaces.
 EXIT_NO_TESTS = 5
 # After Ctrl-C or SIGTERM, how long pytest has to take its labs down before nox kills it (the labs' reapers
 # then finish the job).  A lab's teardown takes seconds; nox's own session.run would allow under one.
@@ -88,6 +90,7 @@ def run_tier(session: nox.Session, tier: str, extra: list[str]) -> None:
         "pytest",
         *TIERS[tier],
         f"--junitxml={REPORTS / tier}.xml",
+        f"--summary={REPORTS / tier}.summary.json",
         f"--html={REPORTS / tier}.html",
         "--self-contained-html",
         *extra,
@@ -127,6 +130,8 @@ def gateway(session: nox.Session) -> None:
         "-p",
         "no:cacheprovider",
         f"--junitxml={REPORTS}/gateway.xml",
+        f"--summary={REPORTS}/gateway.summary.json",
+        "--lab-retries=1",
         f"--html={REPORTS}/gateway.html",
         "--self-contained-html",
         "-o",

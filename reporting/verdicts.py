@@ -60,7 +60,7 @@ VERDICT_OF_KIND = {"lab": Verdict.BROKEN, "image": Verdict.BLOCKED, "product": V
 
 
 @dataclass
-class TestResult:
+class Result:
     test: str  # the pytest node id
     verdict: Verdict
     reason: str = ""  # one line: why it failed, was blocked, or what the retry was for
@@ -84,10 +84,10 @@ class Comparison:
 
 @dataclass
 class Summary:
-    results: list[TestResult]
+    results: list[Result]
     run: dict[str, str] = field(default_factory=dict)  # where and what: commit, machine, tier, started
 
-    def by_test(self) -> dict[str, TestResult]:
+    def by_test(self) -> dict[str, Result]:
         return {r.test: r for r in self.results}
 
     def counts(self) -> dict[str, int]:
@@ -124,7 +124,7 @@ def load(path: Path) -> Summary:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("results"), list):
         raise SummaryError(f"{path}: not a xenlab summary (schema {SCHEMA}): no 'results' list")
     try:
-        results = [TestResult(**r) for r in data["results"]]
+        results = [Result(**r) for r in data["results"]]
     except (TypeError, ValueError) as exc:
         raise SummaryError(f"{path}: a result does not read: {exc}") from None
     return Summary(results, dict(data.get("run") or {}))
@@ -132,7 +132,7 @@ def load(path: Path) -> Summary:
 
 def merge(summaries: list[Summary]) -> Summary:
     """The shards of one run as one summary; a test in two shards is an error (the split overlapped)."""
-    results: dict[str, TestResult] = {}
+    results: dict[str, Result] = {}
     for summary in summaries:
         for r in summary.results:
             if r.test in results:
@@ -166,7 +166,7 @@ def compare(now: Summary, baseline: Summary) -> list[Comparison]:
     return out
 
 
-def slower_phases(now: TestResult, old: TestResult | None) -> list[str]:
+def slower_phases(now: Result, old: Result | None) -> list[str]:
     if old is None or not now.verdict.good or not old.verdict.good:
         return []
     return [

@@ -31,14 +31,17 @@ ALLOWED: dict[str, set[str]] = {
     "scenario_steps": {"foundation", "netboot_stack", "images", "lab", "quattor"},
     "scenarios": {"foundation", "netboot_stack", "images", "lab", "quattor", "scenario_steps"},
     "benchmarks": {"foundation", "netboot_stack", "lab", "scenario_steps"},
-    "tests": {*SUT, *SIDE_BY_SIDE, "lab"},
+    "reporting": {"foundation"},  # the verdicts of every tier; its model and CLI on the standard library alone
+    "tests": {*SUT, *SIDE_BY_SIDE, "lab", "reporting"},
 }
 # Root-level modules: the root conftest serves every tier, so it stands on the foundation alone.
-ROOT_MODULES = {"conftest.py": {"foundation"}, "noxfile.py": set()}
+ROOT_MODULES = {"conftest.py": {"foundation", "reporting"}, "noxfile.py": set()}
 PROJECT = set(ALLOWED)
 STDLIB_ONLY = {"pypxeboot", "quattor", "foundation"}
 # The install server's in-container program runs on the container's bare python3.
 CONTAINER_SIDE = [REPO / "netboot_stack" / "httpd.py"]
+# The report job merges summaries on a machine with only Python: the model and the CLI need nothing else.
+REPORT_SIDE = [REPO / "reporting" / "verdicts.py", REPO / "reporting" / "__main__.py"]
 # The installer runs inside the VM on the standard library and pykickstart.
 INSTALLER_NEEDS = {"pykickstart"}
 
@@ -103,10 +106,15 @@ def test_the_rules_are_a_layering() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [*(p for pkg in sorted(STDLIB_ONLY) for p in files_of(pkg)), *CONTAINER_SIDE, *files_of("kickstart_installer")],
+    [
+        *(p for pkg in sorted(STDLIB_ONLY) for p in files_of(pkg)),
+        *CONTAINER_SIDE,
+        *REPORT_SIDE,
+        *files_of("kickstart_installer"),
+    ],
     ids=lambda p: str(p.relative_to(REPO)),
 )
-def test_what_runs_in_dom0_a_vm_or_the_container_needs_only_the_standard_library(path: Path) -> None:
+def test_what_runs_in_dom0_a_vm_the_container_or_the_report_job_needs_only_the_standard_library(path: Path) -> None:
     package = path.relative_to(REPO).parts[0]
     own = {package} | ({"quattor"} if path in CONTAINER_SIDE else set())
     extra = INSTALLER_NEEDS if package == "kickstart_installer" else set()
