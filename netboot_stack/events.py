@@ -27,6 +27,9 @@ from foundation.errors import PhaseTimeout, ProductFailure, ServerDown
 
 POLL_INTERVAL = 0.2  # seconds between reads of the server's logs by the background poller
 _DHCPACK = re.compile(r"dnsmasq-dhcp\[\d+\]: (?:\d+ )?DHCPACK\((\S+)\) (\S+) (\S+)(?: (\S+))?")
+_DHCPDISCOVER = re.compile(
+    r"dnsmasq-dhcp\[\d+\]: (?:\d+ )?DHCPDISCOVER\((\S+)\) (?:(\d+\.\d+\.\d+\.\d+) )?([0-9a-fA-F:]{17})\s*(.*)"
+)
 _TFTP_SENT = re.compile(r"dnsmasq-tftp\[\d+\]: sent (\S+) to (\S+)")
 _TFTP_MISSING = re.compile(r"dnsmasq-tftp\[\d+\]: (?:error \d+ )?file (\S+) not found(?: for (\S+))?")
 _QUERY = re.compile(r"dnsmasq\[\d+\]: query\[(\w+)\] (\S+) from (\S+)")
@@ -36,6 +39,7 @@ class Kind(StrEnum):
     """What the install server saw (the log's strings are these values)."""
 
     LEASE = "lease"  # a DHCPACK
+    DISCOVER = "discover"  # a DHCPDISCOVER reached the server (with why it did not answer, if it says)
     TFTP = "tftp"  # a file sent
     TFTP_MISSING = "tftp-missing"  # a file asked for and not found
     DNS = "dns"  # a query
@@ -75,6 +79,8 @@ class Watched(Protocol):
 def parse_dnsmasq_line(line: str, tftp_root: str = "/srv/lab") -> Event | None:
     if m := _DHCPACK.search(line):
         return Event(Kind.LEASE, client=m.group(2), mac=m.group(3).lower(), node=m.group(4))
+    if m := _DHCPDISCOVER.search(line):
+        return Event(Kind.DISCOVER, mac=m.group(3).lower(), detail=m.group(4).strip() or None)
     if m := _TFTP_SENT.search(line):
         return Event(Kind.TFTP, client=m.group(2), path=_strip_root(m.group(1), tftp_root))
     if m := _TFTP_MISSING.search(line):
@@ -197,6 +203,18 @@ class EventLog:
         self.poll()
         return [e for e in self.all if _matches(e, kind, node, path)]
 
+    def _no_lease_diagnosis(self, nodes: Iterable[str | None]) -> str:
+        """Why a node has no lease, from what the server heard: nothing at all, or DISCOVERs and no lease."""
+        parts = []
+        for node in (n for n in nodes if n is not None):
+            discovers = [e for e in self.all if e.kind is Kind.DISCOVER and e.node == node]
+            if not discovers:
+                parts.append(f"{node}'s DHCPDISCOVER never reached the server (its NIC, tap or bridge)")
+            else:
+                said = discovers[-1].detail or "see dnsmasq.log"
+                parts.append(f"the server heard {len(discovers)} DHCPDISCOVER(s) from {node}, no lease came ({said})")
+        return ": " + "; ".join(parts) if parts else ""
+
     def wait_for(
         self,
         *,
@@ -265,8 +283,9 @@ class EventLog:
                 recent = "\n".join(f"  {e}" for e in self.all[-15:]) or "  (none)"
                 what = " ".join(x for x in (kind, path if isinstance(path, str) else None) if x)
                 who = ", ".join(n or "any client" for n in waiting)
+                why = self._no_lease_diagnosis(waiting) if kind is Kind.LEASE else ""
                 raise PhaseTimeout(
-                    f"phase {phase!r}: no install-server event '{what}' from {who} within {timeout:.0f} s "
+                    f"phase {phase!r}: no install-server event '{what}' from {who} within {timeout:.0f} s{why} "
                     f"(arrived: {', '.join(n or 'any' for n in seen) or 'none'}); last events:\n{recent}"
                 )
             if waiting:

