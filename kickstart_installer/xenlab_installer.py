@@ -19,6 +19,7 @@ import shlex
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -174,6 +175,8 @@ def fetch(url: str, what: str) -> bytes:
         with urllib.request.urlopen(url, timeout=60) as resp:
             data: bytes = resp.read()
             return data
+    except urllib.error.HTTPError as exc:
+        raise InstallError(f"{what} {url} could not be fetched: HTTP {exc.code} {exc.reason}") from None
     except OSError as exc:
         raise InstallError(f"{what} {url} could not be fetched: {getattr(exc, 'reason', exc)}") from None
 

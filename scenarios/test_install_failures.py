@@ -1,7 +1,8 @@
 """A broken kickstart fails the install with the installer's reason, fast, not after a timeout.
 
-Three machines in one lab, each with one fault in the kickstart AII wrote for it: a command the installer
-does not support, a payload URL that does not exist, a partition larger than the disk.  The installer says
+Four machines in one lab, each with one fault in the kickstart AII wrote for it: a command the installer
+does not support, a payload URL that does not exist, a partition larger than the disk, and no kickstart at
+all (its URL answers 404).  The installer says
 why on its console and reports it to the install server; the lab's waits end at once with that reason.
 """
 
@@ -24,11 +25,12 @@ pytestmark = pytest.mark.scenario
 
 PROFILES = REPO / "profiles"
 FAULTS: dict[
-    str, tuple[Callable[[str], str], str, str]
-] = {  # node: (what to do to its kickstart, the disk, the reason the installer must give)
+    str, tuple[Callable[[str], str | None], str, str]
+] = {  # node: (what to do to its kickstart (None: remove it), the disk, the reason the installer must give)
     "cagnode50": (lambda ks: ks + "lang en_IE.UTF-8\n", "8G", "unsupported kickstart command(s): lang"),
     "cagnode51": (lambda ks: ks, "8G", "payload http://gridinstall.xenlab.test/payload/missing.tar.zst could not"),
     "cagnode52": (lambda ks: ks, "2G", "the partitions need 3073 MiB but the disk has 2048 MiB"),
+    "cagxen01": (lambda ks: None, "8G", "ks/cagxen01.xenlab.test.ks could not be fetched: HTTP 404"),
 }
 TIMEOUT = 600
 
@@ -44,7 +46,11 @@ def test_broken_kickstarts_fail_fast_with_the_installers_reason(run_dir: Path) -
         lab.aii("install", *FAULTS, profiles=PROFILES)
         for name, (change, _, _) in FAULTS.items():
             ks = lab.server.srv / f"ks/{lab.fqdn(name)}.ks"
-            ks.write_text(change(ks.read_text()))
+            changed = change(ks.read_text())
+            if changed is None:
+                ks.unlink()
+            else:
+                ks.write_text(changed)
         for name in FAULTS:
             lab.vm(name).start()
         for name, (_, _, reason) in FAULTS.items():

@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "kickstart_installer": set(),
     "lab": {"foundation", "netboot_stack", "images", "quattor"},
     "scenario_steps": {"foundation", "netboot_stack", "images", "lab", "quattor"},
-    "scenarios": {"foundation", "netboot_stack", "images", "lab", "quattor", "scenario_steps"},
+    "scenarios": {"foundation", "netboot_stack", "images", "lab", "quattor", "scenario_steps", "reporting"},
     "benchmarks": {"foundation", "netboot_stack", "lab", "scenario_steps"},
     "reporting": {"foundation"},  # the verdicts of every tier; its model and CLI on the standard library alone
     "tests": {*SUT, *SIDE_BY_SIDE, "lab", "reporting"},
