@@ -33,14 +33,15 @@ nox.options.sessions = ["ci"]
 REPORTS = Path(os.environ.get("XENLAB_ARTIFACTS") or "artifacts") / "reports"
 
 # (tier, pytest arguments).  Scenarios run two labs at once: on 2 cores that is the measured sweet spot.  The
-# scenarios with a nested Xen host take a machine-wide slot (lab.capacity: one per four cores), so on 2 cores
-# they run one after another while the other worker runs the rest.
+# scenarios with a nested Xen host take a machine-wide slot (lab.capacity: one per four cores) and form one
+# xdist group (scenarios/conftest.py), so one worker runs them in turn while the other runs the rest, and
+# no worker waits for the slot with other scenarios queued behind it.
 TIERS = {
     "unit": ["tests", "-m", "not integration and not pipeline"],
     "integration": ["tests", "-m", "integration"],
     "pipeline": ["tests", "-m", "pipeline"],  # gitlab-ci-local runs the pipeline's fast jobs
-    "scenario": ["scenarios", "-m", "scenario and not slow", "-n", "2", "--lab-retries=1"],
-    "slow": ["scenarios", "-m", "slow", "-n", "2", "--lab-retries=1"],
+    "scenario": ["scenarios", "-m", "scenario and not slow", "-n", "2", "--dist=loadgroup", "--lab-retries=1"],
+    "slow": ["scenarios", "-m", "slow", "-n", "2", "--dist=loadgroup", "--lab-retries=1"],
 }
 # A scenario the lab broke under (LabError) runs once more, reported RERUN, verdict "flaky" if it then passes;
 # every tier writes its verdicts to REPORTS/<tier>.summary.json, compared with the one it replaces.

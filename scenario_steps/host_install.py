@@ -7,10 +7,48 @@ install-done, reboot, grub, xen, dom0-kernel, dom0-network, first-boot-ncm-ncd, 
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
-from lab.lab import Lab
+from foundation.paths import REPO
+from lab.lab import Lab, LabSpec, spec_from_profiles
+from lab.profiles import compile_for_lab
+from lab.vm import DiskConfig
 from netboot_stack.events import Kind
+
+SEED = REPO / "profiles"
+SEED_HOST = "cagxen01"  # the seed's Xen host
+
+
+def host_only_spec(label: str) -> LabSpec:
+    """A lab with the seed's Xen host alone, sized for dom0 and Xen without guests."""
+    return spec_from_profiles(
+        label,
+        SEED,
+        (SEED_HOST,),
+        memory_mb=1536,  # no guest runs: dom0 and Xen only
+        cpus=2,
+        installer="installer",
+        disks=(DiskConfig("vda", size="24G"),),
+        payloads=("dom0-payload",),
+    )
+
+
+def serve_host_only(lab: Lab, dest: Path) -> Path:
+    """Compile the seed's profiles for the lab with the host starting no guests (that is the gateway's job),
+    serve the host's profile, and let AII configure it and set it to install; returns the profiles."""
+    profiles = compile_for_lab(
+        SEED, dest, kernel_release=lab.images.payload_kernel_release(), ssh_public_key=lab.ssh.public_key
+    )
+    path = profiles / f"profile_{SEED_HOST}.json"
+    tree = json.loads(path.read_text())
+    tree["software"]["components"]["xen"]["create_domains"] = False
+    path.write_text(json.dumps(tree, indent=1))
+    lab.server.write(f"profiles/profile_{SEED_HOST}.json", path.read_text())
+    lab.aii("configure", SEED_HOST, profiles=profiles, image="installer", payload="dom0.tar.zst")
+    lab.aii("install", SEED_HOST, profiles=profiles)
+    return profiles
 
 
 def install_host(lab: Lab, host: str, *, grub_title: str, first_boot_timeout: float = 600) -> str:

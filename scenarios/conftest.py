@@ -21,6 +21,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+XEN_HOST_GROUP = "xen-host"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every scenario that boots a nested Xen host (it holds the machine's Xen-host slot, or starts a run
+    that does) goes to one xdist group, so that under `--dist loadgroup` one worker runs them in turn and no
+    other worker sits waiting for the slot while scenarios without a Xen host queue behind it."""
+    for item in items:
+        if "xen_host_slot" in getattr(item, "fixturenames", ()) or item.get_closest_marker("starts_xen_host"):
+            item.add_marker(pytest.mark.xdist_group(XEN_HOST_GROUP))
+
+
 @pytest.fixture
 def xen_host_slot() -> Generator[int, None, None]:
     """One of the machine's Xen-host slots (lab.capacity), held while a scenario boots a nested Xen host."""

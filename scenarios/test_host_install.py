@@ -10,56 +10,25 @@ the install server's log the kickstart, the payload, the ack and the local-boot 
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 
-from foundation.paths import REPO
 from lab import topology
-from lab.lab import Lab, spec_from_profiles
-from lab.profiles import compile_for_lab
-from lab.vm import DiskConfig
+from lab.lab import Lab
 from netboot_stack.events import Kind
-from scenario_steps.host_install import install_host
+from scenario_steps.host_install import SEED_HOST, host_only_spec, install_host, serve_host_only
 from scenarios.marks import XEN_HOST
 
 pytestmark = [pytest.mark.scenario, XEN_HOST]
 
-HOST = "cagxen01"  # the seed's Xen host
-
-
-def adapt_profile(profiles: Path) -> None:
-    path = profiles / f"profile_{HOST}.json"
-    tree = json.loads(path.read_text())
-    tree["software"]["components"]["xen"]["create_domains"] = False  # starting guests is the gateway's job
-    path.write_text(json.dumps(tree, indent=1))
+HOST = SEED_HOST
 
 
 def test_host_installs_from_its_kickstart_and_reboots_into_xen(run_dir: Path, tmp_path: Path) -> None:
-    spec = spec_from_profiles(
-        "host-install",
-        REPO / "profiles",
-        (HOST,),
-        memory_mb=1536,  # no guest runs: dom0 and Xen only
-        cpus=2,
-        installer="installer",
-        disks=(DiskConfig("vda", size="24G"),),
-        payloads=("dom0-payload",),
-    )
-    with Lab(spec, run_dir=run_dir) as lab:
-        profiles = compile_for_lab(
-            REPO / "profiles",
-            tmp_path / "profiles",
-            kernel_release=lab.images.payload_kernel_release(),
-            ssh_public_key=lab.ssh.public_key,
-        )
-        adapt_profile(profiles)
-        lab.server.write(f"profiles/profile_{HOST}.json", (profiles / f"profile_{HOST}.json").read_text())
-        lab.aii("configure", HOST, profiles=profiles, image="installer", payload="dom0.tar.zst")
-        lab.aii("install", HOST, profiles=profiles)
-
+    with Lab(host_only_spec("host-install"), run_dir=run_dir) as lab:
+        profiles = serve_host_only(lab, tmp_path / "profiles")
         console = install_host(lab, HOST, grub_title=topology.read(profiles).host.grub_default_title)
 
         # testinfra over SSH, from the lab network.

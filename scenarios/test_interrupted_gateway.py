@@ -20,7 +20,8 @@ from foundation import registry
 from foundation.paths import REPO
 from foundation.process import pid_alive
 
-pytestmark = pytest.mark.scenario
+# Its `./xenlab gateway` takes the Xen-host slot itself: it runs in the Xen-host group, never beside another.
+pytestmark = [pytest.mark.scenario, pytest.mark.starts_xen_host]
 
 # The nested run waits for the machine's Xen-host slot, which another worker's scenario may hold for minutes.
 INSTALL_STARTS_WITHIN_S = 40 * 60
