@@ -176,12 +176,16 @@ def slower_phases(now: Result, old: Result | None) -> list[str]:
     ]
 
 
-def table(summary: Summary, comparisons: list[Comparison] | None = None) -> str:
-    """The run's verdicts as a text table, with the comparison when there is one."""
+def table(summary: Summary, comparisons: list[Comparison] | None = None, *, notable_only: bool = False) -> str:
+    """The run's verdicts as a text table, with the comparison when there is one; `notable_only`: only the
+    tests that did not simply pass like last time (a tier of hundreds of passes says so in its count)."""
     changes = {c.test: c for c in comparisons or []}
     rows = [f"{'verdict':<8} {'tries':>5} {'seconds':>8}  {'against baseline':<16} test / reason"]
     for r in summary.results:
         c = changes.get(r.test)
+        plain = r.verdict is Verdict.PASS and (c is None or (c.change is Change.LIKE and not c.slower))
+        if notable_only and plain:
+            continue
         rows.append(f"{r.verdict:<8} {r.attempts:>5} {r.seconds:8.1f}  {c.change if c else '-':<16} {r.test}")
         if r.reason:
             rows.append(f"{'':<42} {r.reason}")

@@ -186,3 +186,12 @@ def test_any_json_is_a_summary_or_a_clear_error(data: object) -> None:
         assert str(path) in str(exc)
     finally:
         path.unlink()
+
+
+def test_a_long_table_shows_only_what_did_not_simply_pass_like_last_time() -> None:
+    before = Summary([result("a", Verdict.PASS), result("b", Verdict.PASS, x__y=10), result("c", Verdict.PASS)])
+    now = Summary([result("a", Verdict.PASS), result("b", Verdict.PASS, x__y=30), result("c", Verdict.FLAKY)])
+    text = verdicts.table(now, verdicts.compare(now, before), notable_only=True)
+    listed = [line.split()[-1] for line in text.splitlines()[1:] if line.startswith(("pass", "flaky"))]
+    assert listed == ["b", "c"]  # b took 3x as long; c needed its retry
+    assert text.splitlines()[-1] == "verdicts: flaky 1, pass 2"
