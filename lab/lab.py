@@ -358,8 +358,11 @@ class Lab:
         return self._ssh
 
     # --- witnesses -----------------------------------------------------------------------------------------
-    def wait_event(self, name: str, *, kind: Kind, phase: str, timeout: float, path: str | None = None) -> Event:
-        """Wait for the install server to see `kind` from node `name`, recorded as a phase of that node.
+    def wait_event(
+        self, name: str, *, kind: Kind, phase: str, timeout: float, path: str | None = None, since: float = 0.0
+    ) -> Event:
+        """Wait for the install server to see `kind` from node `name`, recorded as a phase of that node (only
+        events read after `since`, a time.monotonic(), count: a node's earlier boots are history).
 
         The node's own console is watched for fatal output (another machine's failure is not this one's).
         """
@@ -367,7 +370,7 @@ class Lab:
         watch = [vm.console] if vm is not None and vm.console is not None else []
         with self.timeline.phase(name, phase):
             return self.server.events.wait_for(
-                phase=phase, timeout=timeout, kind=kind, node=name, path=path, watch=watch
+                phase=phase, timeout=timeout, kind=kind, node=name, path=path, watch=watch, since=since
             )
 
     def wait_console(self, name: str, pattern: str, *, phase: str, timeout: float) -> str:

@@ -225,6 +225,7 @@ class EventLog:
         path: str | Callable[[str], bool] | None = None,
         watch: Iterable[Watched] = (),
         fail_on_install_failure: bool = True,
+        since: float = 0.0,
     ) -> Event:
         """Wait for one event (from `node`, or from anyone); a wait for a list of one."""
         found = self.wait_for_each(
@@ -235,6 +236,7 @@ class EventLog:
             path=path,
             watch=watch,
             fail_on_install_failure=fail_on_install_failure,
+            since=since,
         )
         return found[node]
 
@@ -249,13 +251,15 @@ class EventLog:
         watch: Iterable[Watched] = (),
         arrived: Callable[[Event], None] = lambda e: None,
         fail_on_install_failure: bool = True,
+        since: float = 0.0,
     ) -> dict[str | None, Event]:
         """Wait until each of `nodes` has had `kind` (machines working in parallel; None: any client);
         `arrived` hears each as it comes.
 
         Ends at once: `ServerDown` when the install server reports an error or its container is gone (every
         wait, whatever node it is for); `ProductFailure` when a node waited for reports an install failure, or
-        a watched console shows a fatal line; `PhaseTimeout` at `timeout`.
+        a watched console shows a fatal line; `PhaseTimeout` at `timeout`.  Events the lab read before `since`
+        (a time.monotonic(): a node's earlier boot) are history, except the server's own failure.
         """
         waiting: list[str | None] = list(nodes)
         seen: dict[str | None, Event] = {}
@@ -268,6 +272,8 @@ class EventLog:
                         f"phase {phase!r}: the install server failed: {e.detail}",
                         hint="see install-server/container.log and dnsmasq.log in the run's artifacts",
                     )
+                if e.seen < since:
+                    continue
                 wanted = next((n for n in waiting if n is None or e.node == n), "")
                 if wanted != "" and _matches(e, kind, wanted, path):
                     waiting.remove(wanted)

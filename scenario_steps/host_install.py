@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 from foundation.paths import REPO
@@ -57,14 +58,15 @@ def install_host(lab: Lab, host: str, *, grub_title: str, first_boot_timeout: fl
     `grub_title` is the title of the entry ncm-grub made the default (`lab.topology`): GRUB shows it."""
     fqdn = lab.fqdn(host)
     vm = lab.vm(host)
+    booted = time.monotonic()  # what the host did at an earlier boot (a cut-off install) is not this one's
     vm.start()
-    lab.wait_event(host, kind=Kind.LEASE, phase="dhcp", timeout=60)
+    lab.wait_event(host, kind=Kind.LEASE, phase="dhcp", timeout=60, since=booted)
     lab.wait_console(host, r"XENLAB-INSTALL start", phase="installer-start", timeout=300)
-    lab.wait_event(host, kind=Kind.HTTP, path=f"ks/{fqdn}.ks", phase="kickstart", timeout=120)
+    lab.wait_event(host, kind=Kind.HTTP, path=f"ks/{fqdn}.ks", phase="kickstart", timeout=120, since=booted)
     lab.wait_console(host, r"XENLAB-INSTALL partition: / ", phase="partitioning", timeout=300)
     lab.wait_console(host, r"XENLAB-INSTALL payload: \d+ MiB unpacked", phase="payload", timeout=900)
     lab.wait_console(host, r"XENLAB-INSTALL bootloader: GRUB", phase="bootloader", timeout=600)
-    lab.wait_event(host, kind=Kind.ACK, phase="post-and-ack", timeout=600)
+    lab.wait_event(host, kind=Kind.ACK, phase="post-and-ack", timeout=600, since=booted)
     lab.wait_console(host, r"XENLAB-INSTALL-DONE reboot", phase="install-done", timeout=120)
     with lab.timeline.phase(host, "reboot"):
         vm.wait_exit(phase="reboot", timeout=120)

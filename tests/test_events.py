@@ -185,3 +185,11 @@ def test_a_missing_lease_says_whether_the_server_heard_the_node_at_all(tmp_path:
     with pytest.raises(PhaseTimeout) as silent:
         log.wait_for(phase="dhcp", timeout=0.2, kind=Kind.LEASE, node="cagnode52")
     assert "cagnode52's DHCPDISCOVER never reached the server" in str(silent.value).splitlines()[0]
+
+
+def test_events_read_before_since_are_history(log: EventLog) -> None:
+    log.select()  # the lease of DNSMASQ is read now
+    later = time.monotonic()
+    with pytest.raises(PhaseTimeout):
+        log.wait_for(phase="dhcp", timeout=0.2, kind=Kind.LEASE, node="cagnode50", since=later)
+    assert log.wait_for(phase="dhcp", timeout=0.2, kind=Kind.LEASE, node="cagnode50").mac == "52:54:00:01:00:32"
