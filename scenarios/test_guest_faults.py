@@ -1,8 +1,8 @@
 """Guests that cannot start, diagnosed at the host's first configuration run, not after the guests' timeout.
 
-The seed's gateway with two faults in what the host is given: AII never configured cagnode50 (removed
-after the fact, as `aii-shellfe --remove` does), so pypxeboot finds no pxelinux config for its MAC; and
-cagnode51's profile asks Xen for more memory than the host has.  dom0's first `ncm-ncd --configure --all`
+The seed's gateway with two faults in what the host is given: AII never configured its first PV guest
+(removed after the fact, as `aii-shellfe --remove` does), so pypxeboot finds no pxelinux config for its
+MAC; and the second one's profile asks Xen for more memory than the host has.  dom0's first `ncm-ncd --configure --all`
 reports both domains failed; the run ends there with the product's failure, its reason the ncm-ncd line,
 and the host's console and the install server's log say which guest failed why.
 """
@@ -26,7 +26,6 @@ from scenarios.marks import XEN_HOST
 
 pytestmark = [pytest.mark.scenario, pytest.mark.slow, XEN_HOST]
 
-NO_CONFIG, NO_MEMORY = "cagnode50", "cagnode51"
 TOO_MUCH_MIB = 64 * 1024
 
 
@@ -42,7 +41,8 @@ def test_guests_xen_cannot_start_are_named_with_their_reasons_at_the_first_confi
     run_dir: Path, tmp_path: Path
 ) -> None:
     chosen = plan(SEED, "pv")
-    assert set(chosen.guests) == {NO_CONFIG, NO_MEMORY}
+    assert len(chosen.guests) >= 2, f"the seed's profiles need two PV guests for this, they have {chosen.guests}"
+    NO_CONFIG, NO_MEMORY = chosen.guests[:2]
     with Lab(chosen.spec("guest-faults"), run_dir=run_dir) as lab:
         gateway = lab_profiles(lab, chosen, tmp_path / "profiles")
         ask_for_too_much_memory(gateway.profiles / f"profile_{gateway.host.name}.json", NO_MEMORY)
@@ -53,7 +53,7 @@ def test_guests_xen_cannot_start_are_named_with_their_reasons_at_the_first_confi
 
         reason = str(excinfo.value).splitlines()[0]
         assert VERDICT_OF_KIND[failure_kind(excinfo)] is Verdict.FAIL
-        assert re.search(r"\[ERROR\] xen: failed: 2 of 2 domains failed", reason), reason
+        assert re.search(r"\[ERROR\] xen: failed: 2 of \d+ domains failed", reason), reason
         host = lab.vms[gateway.host.name]
         assert host.console is not None
         text = host.console.text

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +178,7 @@ def test_shards_merge_into_one_run_and_an_overlap_is_refused(tmp_path: Path) -> 
 def test_any_json_is_a_summary_or_a_clear_error(data: object) -> None:
     path = Path(f"/tmp/xenlab-summary-fuzz-{os.getpid()}.json")
     doc = {"schema": 1, "results": data} if not isinstance(data, dict) else data
-    path.write_text(textwrap.dedent(json.dumps(doc)))
+    path.write_text(json.dumps(doc))
     try:
         verdicts.load(path)
     except verdicts.SummaryError as exc:
