@@ -18,6 +18,7 @@ import contextlib
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -242,27 +243,44 @@ def payload(handler: Handler) -> None:
     if not url:
         raise InstallError("no liveimg --url: this installer installs tar payloads only")
     progress("payload", url)
-    tar = subprocess.Popen(
-        ["tar", "-x", "--numeric-owner", "-C", str(TARGET), "-f", "-", *_compression(url)],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert tar.stdin is not None
-    total = 0
-    try:
-        with urllib.request.urlopen(url, timeout=60) as resp:
-            while chunk := resp.read(1 << 20):
-                tar.stdin.write(chunk)
-                total += len(chunk)
-    except OSError as exc:
-        tar.kill()
-        raise InstallError(f"payload {url} could not be fetched: {getattr(exc, 'reason', exc)}") from None
-    finally:
-        tar.stdin.close()
-    if tar.wait() != 0:
-        error = tar.stderr.read() if tar.stderr else b""
-        raise InstallError(f"payload {url} did not unpack: {error.decode(errors='replace')[-300:]}")
+    # tar's complaints go to a file: a full disk makes one per file, more than a pipe holds while we feed it
+    with tempfile.TemporaryFile() as errors:
+        tar = subprocess.Popen(
+            ["tar", "-x", "--numeric-owner", "-C", str(TARGET), "-f", "-", *_compression(url)],
+            stdin=subprocess.PIPE,
+            stderr=errors,
+        )
+        assert tar.stdin is not None
+        total = 0
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp:
+                while chunk := resp.read(1 << 20):
+                    try:
+                        tar.stdin.write(chunk)
+                    except BrokenPipeError:
+                        break  # tar stopped reading: its status and its errors say why
+                    total += len(chunk)
+        except OSError as exc:
+            tar.kill()
+            raise InstallError(f"payload {url} could not be fetched: {getattr(exc, 'reason', exc)}") from None
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                tar.stdin.close()
+        status = tar.wait()
+        errors.seek(0)
+        complaints = errors.read().decode(errors="replace")
+    if status != 0:
+        raise InstallError(f"payload {url} did not unpack ({total // MiB} MiB read): {tar_reason(complaints, status)}")
     progress("payload", f"{total // MiB} MiB unpacked")
+
+
+def tar_reason(complaints: str, status: int) -> str:
+    """tar's first complaint, and how many more there were (a full disk gives one per file it could not write)."""
+    lines = [line for line in complaints.splitlines() if line.strip() and "Exiting with failure status" not in line]
+    if not lines:
+        return f"tar exited with status {status}"
+    first = lines[0] if len(lines[0]) <= 240 else lines[0][:239] + "…"
+    return first + (f" (and {len(lines) - 1} more complaints)" if len(lines) > 1 else "")
 
 
 def _compression(url: str) -> list[str]:

@@ -235,6 +235,13 @@ class InstallServer:
         path = self.log_dir / "dnsmasq.leases"
         return path.read_text().splitlines() if path.exists() else []
 
+    def dnsmasq_pid(self) -> int:
+        """The PID (in the machine's namespace) of the container's dnsmasq: fault scenarios kill it."""
+        found = [pid for pid in netns.pids(self.config.network.server_netns) if _command(pid) == "dnsmasq"]
+        if len(found) != 1:
+            raise LabError(f"expected one dnsmasq in the install server's namespace, found PIDs {found}")
+        return found[0]
+
     def rss_mib(self) -> float:
         """The container's resident memory now (dnsmasq plus the HTTP server)."""
         return sum(peak_rss_mib(pid, "VmRSS") for pid in netns.pids(self.config.network.server_netns))
@@ -247,6 +254,13 @@ class InstallServer:
             run(["runc", "--root", root, "kill", self.container_id, "KILL"], check=False)
             run(["runc", "--root", root, "delete", "--force", self.container_id], check=False)
         self.slot.forget(containers=self.container_id)
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text(errors="replace").strip()
+    except OSError:  # it exited
+        return ""
 
 
 def _get(url: str, timeout: float) -> bytes:

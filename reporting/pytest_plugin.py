@@ -20,7 +20,7 @@ import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,29 @@ def failure_kind(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
     return "test"
 
 
+def reason_of(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    """The failure's one-line reason, as the report gives it."""
+    return one_line(f"{excinfo.typename}: {excinfo.value}")
+
+
+DIAGNOSED = "diagnosed"
+Diagnose = Callable[[pytest.ExceptionInfo[BaseException]], Verdict]
+
+
+@pytest.fixture
+def diagnose(request: pytest.FixtureRequest) -> Diagnose:
+    """For a fault scenario: `diagnose(excinfo)` is the verdict the report gives the failure it provoked; it is
+    recorded with its reason beside the test's own verdict, so that the night's report shows what each fault
+    was judged as (the test asserts it is the right one)."""
+
+    def judge(excinfo: pytest.ExceptionInfo[BaseException]) -> Verdict:
+        verdict = verdicts.VERDICT_OF_KIND[failure_kind(excinfo)]
+        request.node.user_properties.append((DIAGNOSED, f"{verdict}: {reason_of(excinfo)}"))
+        return verdict
+
+    return judge
+
+
 def one_line(text: str, limit: int = 200) -> str:
     line = next((part.strip() for part in text.splitlines() if part.strip()), "")
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -85,7 +108,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     kind = failure_kind(call.excinfo)
     report.user_properties.append(("failure_kind", kind))
-    report.user_properties.append(("reason", one_line(f"{call.excinfo.typename}: {call.excinfo.value}")))
+    report.user_properties.append(("reason", reason_of(call.excinfo)))
     report.sections.append(("failure kind", f"{kind}: {KIND_MEANING[kind]}"))
 
 
@@ -102,6 +125,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return None
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     for attempt in range(1, retries + 2):
+        item.user_properties[:] = [p for p in item.user_properties if p[0] != DIAGNOSED]  # this attempt's only
         reports = runtestprotocol(item, nextitem=nextitem, log=False)
         last = attempt == retries + 1
         if last or not _retryable(reports):
@@ -163,6 +187,8 @@ class Collector:
             why = why.removeprefix("Skipped: ")
             result.verdict = Verdict.BLOCKED if why.startswith(BLOCKED_PREFIX) else Verdict.SKIP
             result.reason = one_line(why)
+        if report.when == "call":
+            result.diagnosed = [str(v) for k, v in props if k == DIAGNOSED]
         if report.when == "teardown":
             if result.verdict is Verdict.PASS and result.attempts > 1:
                 result.verdict = Verdict.FLAKY

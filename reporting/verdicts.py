@@ -68,6 +68,9 @@ class Result:
     seconds: float = 0.0
     artifacts: list[str] = field(default_factory=list)  # every attempt's run directory
     phases: dict[str, float] = field(default_factory=dict)  # "subject/phase" -> seconds, of the last attempt
+    # A fault scenario's provoked failures as the report would judge them: "broken: ServerDown: …" (it passed
+    # because each one got the verdict and reason it must)
+    diagnosed: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.verdict = Verdict(self.verdict)
@@ -94,6 +97,14 @@ class Summary:
         counts: dict[str, int] = {}
         for r in self.results:
             counts[r.verdict] = counts.get(r.verdict, 0) + 1
+        return counts
+
+    def diagnosed_counts(self) -> dict[str, int]:
+        """How the fault scenarios' provoked failures were judged, by verdict."""
+        counts: dict[str, int] = {}
+        for fault in (f for r in self.results for f in r.diagnosed):
+            verdict = fault.split(":", 1)[0]
+            counts[verdict] = counts.get(verdict, 0) + 1
         return counts
 
     def to_json(self, comparisons: list[Comparison] | None = None) -> str:
@@ -183,12 +194,15 @@ def table(summary: Summary, comparisons: list[Comparison] | None = None, *, nota
     rows = [f"{'verdict':<8} {'tries':>5} {'seconds':>8}  {'against baseline':<16} test / reason"]
     for r in summary.results:
         c = changes.get(r.test)
-        plain = r.verdict is Verdict.PASS and (c is None or (c.change is Change.LIKE and not c.slower))
+        like_before = c is None or (c.change is Change.LIKE and not c.slower)
+        plain = r.verdict is Verdict.PASS and not r.diagnosed and like_before
         if notable_only and plain:
             continue
         rows.append(f"{r.verdict:<8} {r.attempts:>5} {r.seconds:8.1f}  {c.change if c else '-':<16} {r.test}")
         if r.reason:
             rows.append(f"{'':<42} {r.reason}")
+        for fault in r.diagnosed:
+            rows.append(f"{'':<42} diagnosed {fault}")
         for slow in c.slower if c else []:
             rows.append(f"{'':<42} slower: {slow}")
     for c in comparisons or []:
@@ -196,4 +210,6 @@ def table(summary: Summary, comparisons: list[Comparison] | None = None, *, nota
             rows.append(f"{'-':<8} {'':>5} {'':>8}  {c.change:<16} {c.test} (was {c.before})")
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts().items()))
     rows.append(f"verdicts: {counts or 'none'}")
+    if faults := summary.diagnosed_counts():
+        rows.append("faults provoked, diagnosed as: " + ", ".join(f"{k} {v}" for k, v in sorted(faults.items())))
     return "\n".join(rows)

@@ -18,8 +18,8 @@ from foundation import netns
 from foundation.errors import PhaseTimeout, ServerDown
 from lab.lab import Lab, LabSpec, NodeSpec
 from netboot_stack.events import Kind
-from reporting.pytest_plugin import failure_kind
-from reporting.verdicts import VERDICT_OF_KIND, Verdict
+from reporting.pytest_plugin import Diagnose, reason_of
+from reporting.verdicts import Verdict
 from scenario_steps.netboot import kickstart_for
 
 pytestmark = pytest.mark.scenario
@@ -27,15 +27,7 @@ pytestmark = pytest.mark.scenario
 DHCP_PHASE_S = 45
 
 
-def verdict_of(excinfo: pytest.ExceptionInfo[BaseException]) -> Verdict:
-    return VERDICT_OF_KIND[failure_kind(excinfo)]
-
-
-def reason_of(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
-    return str(excinfo.value).splitlines()[0]
-
-
-def test_a_node_whose_dhcp_gets_no_answer_is_named_with_what_the_server_heard(run_dir: Path) -> None:
+def test_a_node_whose_dhcp_gets_no_answer_is_named_with_what_it_sent(run_dir: Path, diagnose: Diagnose) -> None:
     """cagnode50's NIC is taken off the lab bridge as it boots (a cable in the wrong VLAN): its DHCP never
     reaches the server, and the dhcp phase says so, not just "timed out"."""
     with Lab(LabSpec("fault-dhcp", nodes=(NodeSpec("cagnode50", host=50),)), run_dir=run_dir) as lab:
@@ -48,25 +40,21 @@ def test_a_node_whose_dhcp_gets_no_answer_is_named_with_what_the_server_heard(ru
             lab.wait_event("cagnode50", kind=Kind.LEASE, phase="dhcp", timeout=DHCP_PHASE_S)
         assert time.monotonic() - started < DHCP_PHASE_S + 10
         assert "cagnode50's DHCPDISCOVER never reached the server" in reason_of(excinfo), reason_of(excinfo)
-        assert verdict_of(excinfo) is Verdict.FAIL
+        assert diagnose(excinfo) is Verdict.FAIL
         assert lab.server.events.select(kind=Kind.LEASE) == []
 
 
-def test_dnsmasq_killed_while_a_node_boots_is_the_labs_fault_found_at_once(run_dir: Path) -> None:
+def test_dnsmasq_killed_while_a_node_boots_is_the_labs_fault_found_at_once(run_dir: Path, diagnose: Diagnose) -> None:
     """The install server's dnsmasq dies just after the node's lease, before it has fetched its boot files:
     the wait for its ack ends within seconds as `broken`, never as the node's failure after a timeout."""
     with Lab(LabSpec("fault-dnsmasq", nodes=(NodeSpec("cagnode50", host=50),)), run_dir=run_dir) as lab:
         lab.serve_install("cagnode50", kickstart=kickstart_for(lab, "cagnode50", "unused"))
         lab.vm("cagnode50").start()
         lab.wait_event("cagnode50", kind=Kind.LEASE, phase="dhcp", timeout=60)
-        dnsmasq = [
-            p for p in netns.pids(lab.network.server_netns) if b"dnsmasq" in Path(f"/proc/{p}/cmdline").read_bytes()
-        ]
-        assert len(dnsmasq) == 1, dnsmasq
-        os.kill(dnsmasq[0], signal.SIGKILL)  # the lab's own server process, by its PID
+        os.kill(lab.server.dnsmasq_pid(), signal.SIGKILL)  # the lab's own server process, by its PID
         killed = time.monotonic()
         with pytest.raises(ServerDown) as excinfo:
             lab.wait_event("cagnode50", kind=Kind.ACK, phase="install", timeout=600)
         assert time.monotonic() - killed < 15, "found by a timeout, not by watching the server"
-        assert verdict_of(excinfo) is Verdict.BROKEN
+        assert diagnose(excinfo) is Verdict.BROKEN
         assert "dnsmasq" in reason_of(excinfo) or "container" in reason_of(excinfo), reason_of(excinfo)

@@ -18,8 +18,8 @@ import pytest
 from foundation.errors import FatalConsoleOutput
 from lab.lab import Lab
 from netboot_stack.events import Kind
-from reporting.pytest_plugin import failure_kind
-from reporting.verdicts import VERDICT_OF_KIND, Verdict
+from reporting.pytest_plugin import Diagnose
+from reporting.verdicts import Verdict
 from scenario_steps.gateway import lab_profiles, plan, prepare, xen_state_saved
 from scenario_steps.host_install import SEED, install_host
 from scenarios.marks import XEN_HOST
@@ -38,7 +38,7 @@ def ask_for_too_much_memory(profile: Path, guest: str) -> None:
 
 
 def test_guests_xen_cannot_start_are_named_with_their_reasons_at_the_first_configuration(
-    run_dir: Path, tmp_path: Path
+    run_dir: Path, tmp_path: Path, diagnose: Diagnose
 ) -> None:
     chosen = plan(SEED, "pv")
     assert len(chosen.guests) >= 2, f"the seed's profiles need two PV guests for this, they have {chosen.guests}"
@@ -52,7 +52,7 @@ def test_guests_xen_cannot_start_are_named_with_their_reasons_at_the_first_confi
             install_host(lab, gateway.host.name, grub_title=gateway.host.grub_default_title)
 
         reason = str(excinfo.value).splitlines()[0]
-        assert VERDICT_OF_KIND[failure_kind(excinfo)] is Verdict.FAIL
+        assert diagnose(excinfo) is Verdict.FAIL
         assert re.search(r"\[ERROR\] xen: failed: 2 of \d+ domains failed", reason), reason
         host = lab.vms[gateway.host.name]
         assert host.console is not None

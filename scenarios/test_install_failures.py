@@ -20,6 +20,8 @@ from foundation.paths import REPO
 from lab.lab import Lab, spec_from_profiles
 from lab.vm import DiskConfig
 from netboot_stack.events import Kind
+from reporting.pytest_plugin import Diagnose
+from reporting.verdicts import Verdict
 
 pytestmark = pytest.mark.scenario
 
@@ -35,7 +37,7 @@ FAULTS: dict[
 TIMEOUT = 600
 
 
-def test_broken_kickstarts_fail_fast_with_the_installers_reason(run_dir: Path) -> None:
+def test_broken_kickstarts_fail_fast_with_the_installers_reason(run_dir: Path, diagnose: Diagnose) -> None:
     spec = spec_from_profiles("install-failures", PROFILES, FAULTS, memory_mb=768, installer="installer")
     spec = dataclasses.replace(
         spec,
@@ -58,6 +60,7 @@ def test_broken_kickstarts_fail_fast_with_the_installers_reason(run_dir: Path) -
             with pytest.raises(ProductFailure) as failure:
                 lab.wait_event(name, kind=Kind.ACK, phase="install", timeout=TIMEOUT)
             assert reason in str(failure.value), str(failure.value)
+            assert diagnose(failure) is Verdict.FAIL
             assert time.monotonic() - started < TIMEOUT / 2, "the failure was found by a timeout, not reported"
             assert lab.server.nbp.status(lab.node_boot(name)) == "install"  # never acked: it reinstalls next boot
             # The second witness: the installer's report reached the install server (it may trail the console).

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pytest import MonkeyPatch
 
+from foundation.paths import REPO
 from kickstart_installer import xenlab_installer as inst
 from quattor.aii import ks, node
+from tests.loopback_http import directory, serving
 from tests.quattor_helpers import profile, shipped
 
 
@@ -130,3 +135,39 @@ def test_xens_pygrub_reads_the_entry_the_installer_writes(tmp_path: Path, monkey
         check=True,
     ).stdout.strip()
     assert out == "/boot/vmlinuz-6.1.0-56-amd64|/boot/initrd.img-6.1.0-56-amd64|root=LABEL=root ro console=hvc0"
+
+
+FILL = """
+import sys, types
+from pathlib import Path
+from kickstart_installer import xenlab_installer as inst
+inst.TARGET = Path(sys.argv[1])
+try:
+    inst.payload(types.SimpleNamespace(liveimg=types.SimpleNamespace(url=sys.argv[2])))
+except inst.InstallError as exc:
+    print("REASON", exc)
+"""
+
+
+def test_a_payload_larger_than_its_file_system_fails_with_the_disk_full(tmp_path: Path) -> None:
+    """Unpacked onto a 1 MiB file system (a tmpfs in a mount namespace of the test's own, gone with it): many
+    files that cannot be written, one reason with the count, and no hang on tar's flood of complaints."""
+    srv, target = tmp_path / "srv", tmp_path / "target"
+    (srv / "tree").mkdir(parents=True)
+    target.mkdir()
+    for n in range(400):
+        (srv / "tree" / f"file{n:03}").write_bytes(os.urandom(8192))
+    subprocess.run(["tar", "-C", str(srv / "tree"), "-cf", str(srv / "p.tar"), "."], check=True)
+    with serving(directory(srv)) as address:
+        proc = subprocess.run(
+            [
+                "unshare", "--mount", "--propagation", "private", "sh", "-c",
+                f'mount -t tmpfs -o size=1m none "$1" && exec "{sys.executable}" -c "$2" "$1" "$3"',
+                "fill", str(target), FILL, f"http://{address}/p.tar",
+            ],
+            capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
+        )  # fmt: skip
+    reason = next((line for line in proc.stdout.splitlines() if line.startswith("REASON")), proc.stderr)
+    assert f"payload http://{address}/p.tar did not unpack (3 MiB read): tar: " in reason, reason
+    assert "No space left on device" in reason and "more complaints)" in reason, reason
+    assert not any(target.iterdir()), "the tmpfs was the test's own: the real directory stays empty"

@@ -52,6 +52,18 @@ def test_blocked():
 
 def test_fine(run_dir):
     pass
+
+def test_provoked_faults(run_dir, diagnose, tmp_path_factory):
+    mark = tmp_path_factory.getbasetemp() / "provoked"
+    with pytest.raises(ProductFailure) as failed:
+        raise ProductFailure("cagnode50 reported: install-failed No space left on device\\nits console: ...")
+    assert diagnose(failed) == "fail"
+    if not mark.exists():  # this attempt's diagnosis is dropped with it
+        mark.write_text("1")
+        raise LabError("the install server's container exited")
+    with pytest.raises(LabError) as broken:
+        raise LabError("dnsmasq exited (status 137)")
+    assert diagnose(broken) == "broken"
 """
 
 
@@ -79,8 +91,8 @@ def by_test(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_only_lab_failures_are_retried_and_each_verdict_is_given(inner: pytest.Pytester, xdist: list[str]) -> None:
     result, summary = run_inner(inner, "--lab-retries=1", *xdist)
     outcomes = result.parseoutcomes()
-    assert outcomes["passed"] == 2 and outcomes["failed"] == 3 and outcomes["skipped"] == 1
-    assert outcomes["rerun"] == 2  # test_flaky_lab and test_lab_twice, once each
+    assert outcomes["passed"] == 3 and outcomes["failed"] == 3 and outcomes["skipped"] == 1
+    assert outcomes["rerun"] == 3  # test_flaky_lab, test_lab_twice and test_provoked_faults, once each
     tests = by_test(summary)
     assert {name: r["verdict"] for name, r in tests.items()} == {
         "test_flaky_lab": "flaky",
@@ -89,17 +101,30 @@ def test_only_lab_failures_are_retried_and_each_verdict_is_given(inner: pytest.P
         "test_image": "blocked",
         "test_blocked": "blocked",
         "test_fine": "pass",
+        "test_provoked_faults": "flaky",
     }
     assert {name: r["attempts"] for name, r in tests.items() if r["attempts"] > 1} == {
         "test_flaky_lab": 2,
         "test_lab_twice": 2,
+        "test_provoked_faults": 2,
     }
+    assert tests["test_provoked_faults"]["diagnosed"] == [
+        "fail: ProductFailure: cagnode50 reported: install-failed No space left on device",
+        "broken: LabError: dnsmasq exited (status 137)",
+    ]
+    assert tests["test_fine"]["diagnosed"] == []
     assert len(tests["test_flaky_lab"]["artifacts"]) == 2, "both attempts' artifacts are kept"
     assert "passed on retry" in tests["test_flaky_lab"]["reason"]
     assert "QEMU would not start" in tests["test_flaky_lab"]["reason"]
     assert tests["test_product"]["reason"] == "ProductFailure: cagnode50 did not install"
     assert tests["test_fine"]["phases"] == {"host/install": 60.0}
-    result.stdout.fnmatch_lines(["*flaky: passed on retry: test_inner.py::test_flaky_lab*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*flaky: passed on retry: test_inner.py::test_flaky_lab*",
+            "*diagnosed broken: LabError: dnsmasq exited (status 137)",
+            "faults provoked, diagnosed as: broken 1, fail 1",
+        ]
+    )
 
 
 def test_without_retries_a_lab_failure_is_broken_at_once(inner: pytest.Pytester) -> None:
@@ -194,3 +219,28 @@ def test_a_long_table_shows_only_what_did_not_simply_pass_like_last_time() -> No
     listed = [line.split()[-1] for line in text.splitlines()[1:] if line.startswith(("pass", "flaky"))]
     assert listed == ["b", "c"]  # b took 3x as long; c needed its retry
     assert text.splitlines()[-1] == "verdicts: flaky 1, pass 2"
+
+
+def test_a_summary_written_before_fault_diagnoses_were_kept_is_still_a_baseline(tmp_path: Path) -> None:
+    """Last night's file, from before `diagnosed` existed: it loads, and compares with tonight's."""
+    old = tmp_path / "old.json"
+    old.write_text(
+        json.dumps(
+            {
+                "schema": 1,
+                "run": {"commit": "efb0622"},
+                "counts": {"pass": 1},
+                "results": [
+                    {"test": "a", "verdict": "pass", "reason": "", "attempts": 1, "seconds": 3.0, "artifacts": []}
+                ],
+            }
+        )
+    )
+    before = verdicts.load(old)
+    assert before.results[0].diagnosed == []
+    now = Summary([Result("a", Verdict.PASS, diagnosed=["broken: ServerDown: dnsmasq exited"])])
+    [change] = verdicts.compare(now, before)
+    assert change.change is Change.LIKE
+    text = verdicts.table(now, [change], notable_only=True)
+    assert "diagnosed broken: ServerDown: dnsmasq exited" in text  # a fault scenario's pass is always shown
+    assert text.splitlines()[-1] == "faults provoked, diagnosed as: broken 1"
