@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from foundation.errors import ImageError
 from foundation.paths import cache_dir
 from foundation.process import run
 
@@ -47,9 +48,15 @@ def build_or_reuse(recipe: str, inputs: Mapping[str, object], build: Callable[[P
         started = time.monotonic()
         try:
             build(tmp)
-        except BaseException:
+        except BaseException as exc:
             remove_tree(tmp)
-            raise
+            if isinstance(exc, ImageError) or not isinstance(exc, Exception):
+                raise
+            # Whatever stopped it (a package the archive lacks, a tool that failed), what needs the image is
+            # blocked, not failed: the report must not count it against the system under test.
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            hint = getattr(exc, "hint", None) or "the cause is below; `python -m images build NAME` retries"
+            raise ImageError(f"image {recipe} did not build: {first}", hint=hint) from exc
         (tmp / COMPLETE).write_text(
             json.dumps({"recipe": recipe, "inputs": inputs, "seconds": round(time.monotonic() - started, 1)}, indent=1)
         )

@@ -42,6 +42,7 @@ KIND_MEANING = {
 RETRYABLE_KINDS = {"lab"}
 BLOCKED_PREFIX = "blocked:"
 RERUN = "rerun"
+ATTEMPT = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -125,6 +126,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return None
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     for attempt in range(1, retries + 2):
+        item.stash[ATTEMPT] = attempt
         item.user_properties[:] = [p for p in item.user_properties if p[0] != DIAGNOSED]  # this attempt's only
         reports = runtestprotocol(item, nextitem=nextitem, log=False)
         last = attempt == retries + 1
@@ -142,6 +144,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         item.ihook.pytest_runtest_logreport(report=report)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
+
+
+@pytest.fixture
+def attempt(request: pytest.FixtureRequest) -> int:
+    """Which attempt of the test this is: 1, or 2 and more when `--lab-retries` runs it again."""
+    item: pytest.Item = request.node
+    return item.stash.get(ATTEMPT, 1)
 
 
 def is_rerun(report: pytest.TestReport) -> bool:

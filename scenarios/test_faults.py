@@ -20,7 +20,7 @@ from lab.lab import Lab, LabSpec, NodeSpec
 from netboot_stack.events import Kind
 from reporting.pytest_plugin import Diagnose, reason_of
 from reporting.verdicts import Verdict
-from scenario_steps.netboot import kickstart_for
+from scenario_steps.netboot import kickstart_for, netboot
 
 pytestmark = pytest.mark.scenario
 
@@ -58,3 +58,25 @@ def test_dnsmasq_killed_while_a_node_boots_is_the_labs_fault_found_at_once(run_d
         assert time.monotonic() - killed < 15, "found by a timeout, not by watching the server"
         assert diagnose(excinfo) is Verdict.BROKEN
         assert "dnsmasq" in reason_of(excinfo) or "container" in reason_of(excinfo), reason_of(excinfo)
+
+
+def test_a_lab_that_breaks_at_the_first_attempt_is_retried_on_a_fresh_one(
+    run_dir: Path, attempt: int, request: pytest.FixtureRequest
+) -> None:
+    """The retry, visibly, on the real lab: the first attempt's install server loses its dnsmasq after the
+    node's lease (the lab's fault, so `--lab-retries` runs the test again); the second attempt's lab is a new
+    one and the node installs.  The night's report gives this test `flaky: passed on retry`, with the first
+    attempt's reason and both attempts' artifacts."""
+    if request.config.getoption("lab_retries") < 1:
+        pytest.skip("needs --lab-retries 1 (the scenario tiers give it): without a retry its first attempt is final")
+    with Lab(LabSpec("fault-retried", nodes=(NodeSpec("cagnode50", host=50),)), run_dir=run_dir) as lab:
+        if attempt > 1:
+            result = netboot(lab, "cagnode50")
+            assert f"XENLAB-NETBOOT-TOKEN {result.token}" in result.console
+            return
+        lab.serve_install("cagnode50", kickstart=kickstart_for(lab, "cagnode50", "unused"))
+        lab.vm("cagnode50").start()
+        lab.wait_event("cagnode50", kind=Kind.LEASE, phase="dhcp", timeout=60)
+        os.kill(lab.server.dnsmasq_pid(), signal.SIGKILL)  # the lab's own server process, by its PID
+        lab.wait_event("cagnode50", kind=Kind.ACK, phase="install", timeout=600)
+        raise AssertionError("the install server lost its dnsmasq and the wait did not notice")

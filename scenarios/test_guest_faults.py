@@ -4,7 +4,8 @@ The seed's gateway with two faults in what the host is given: AII never configur
 (removed after the fact, as `aii-shellfe --remove` does), so pypxeboot finds no pxelinux config for its
 MAC; and the second one's profile asks Xen for more memory than the host has.  dom0's first `ncm-ncd --configure --all`
 reports both domains failed; the run ends there with the product's failure, its reason the ncm-ncd line,
-and the host's console and the install server's log say which guest failed why.
+and the host's console (ncm-xen's line for each domain, with pypxeboot's own reason from the bootloader log
+libxl names) and the install server's log say which guest failed why.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def test_guests_xen_cannot_start_are_named_with_their_reasons_at_the_first_confi
         print("\n".join(f"{g}: {found}" for g, found in lines.items()))
         assert lines[NO_CONFIG] and lines[NO_MEMORY], lines
         assert re.search("memory", " ".join(lines[NO_MEMORY]), re.I), lines[NO_MEMORY]
+        # libxl only points at the bootloader's log; ncm-xen's line carries pypxeboot's own reason from it
+        assert "the bootloader said: pypxeboot: TFTP pxelinux.cfg: no config on" in lines[NO_CONFIG][0], lines
         # pypxeboot asked for every name PXELINUX would, and the install server had none of them.
         mac_name = "01-" + lab.mac(NO_CONFIG).replace(":", "-")
         missing = [e.path for e in lab.server.events.select(kind=Kind.TFTP_MISSING)]

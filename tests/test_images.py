@@ -9,7 +9,9 @@ import pytest
 
 from foundation import settings
 from foundation.errors import ImageError
-from images import cpio, kmod, store
+from images import cpio, debs, kmod, store
+from reporting.pytest_plugin import Diagnose
+from reporting.verdicts import Verdict
 
 
 @pytest.fixture(autouse=True)
@@ -38,9 +40,25 @@ def test_a_failed_build_leaves_nothing_behind() -> None:
         (out / "half").write_text("x")
         raise RuntimeError("mirror unreachable")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ImageError, match="image demo did not build: mirror unreachable") as excinfo:
         store.build_or_reuse("demo", {"v": 3}, broken)
+    assert isinstance(excinfo.value.__cause__, RuntimeError)
     assert [p.name for p in store.images_dir().iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_an_image_whose_package_the_archive_lacks_blocks_what_needs_it(diagnose: Diagnose) -> None:
+    """apt's real lists, a package name they do not have: the image is not built, and a test that needs it
+    is `blocked` (a prerequisite failed), never `fail` or `broken`, with the package named."""
+
+    def needs_missing_package(out: Path) -> None:
+        debs.extract(debs.fetch(debs.resolve("xenlab-no-such-package")), out)
+
+    with pytest.raises(ImageError) as excinfo:
+        store.build_or_reuse("fault-missing-package", {"packages": ["xenlab-no-such-package"]}, needs_missing_package)
+    assert diagnose(excinfo) is Verdict.BLOCKED
+    assert "Debian package 'xenlab-no-such-package' is not known to apt" in str(excinfo.value)
+    assert "apt-get update" in str(excinfo.value)  # the hint of the cause, kept
+    assert not any(store.images_dir().glob("fault-missing-package-*"))
 
 
 def test_module_load_order_puts_dependencies_first() -> None:

@@ -170,6 +170,6 @@ def test_a_failed_command_reports_its_first_error_and_its_last_lines() -> None:
         "libxl: error: libxl_domain.c:1064:domain_destroy_cb: Domain 1:Destruction of domain failed\n"
     )
     detail = failure_detail(subprocess.CompletedProcess(["xl"], 3, "", stderr))
-    assert detail.startswith("libxl: error: libxl_device.c:1111:device_backend_callback") and " / … / " in detail
+    assert detail.startswith("libxl: error: libxl_device.c:1111:device_backend_callback") and " / ... / " in detail
     assert detail.endswith("Destruction of domain failed")
     assert failure_detail(subprocess.CompletedProcess(["x"], 1, "only line\n", "")) == "only line"

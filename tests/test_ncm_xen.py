@@ -280,7 +280,8 @@ def fake_xl(tmp_path: Path, *, running: tuple[str, ...] = (), failing: tuple[str
         "  info) echo 'host : fake'; exit 0;;\n"
         f'  domid) for d in {" ".join(running) or "-"}; do [ "$2" = "$d" ] && exit 0; done; exit 1;;\n'
         f'  create) for d in {" ".join(failing) or "-"}; do case "$2" in */$d.cfg) '
-        "echo 'libxl: error: bootloader failed' >&2; exit 3;; esac; done; exit 0;;\n"
+        "echo 'libxl: error: libxl_bootloader.c:767:bootloader_finished: Domain 1:bootloader failed - consult "
+        "logfile /var/log/xen/bootloader.1.log' >&2; exit 3;; esac; done; exit 0;;\n"
         "esac\n"
     )
     (bindir / "xl").chmod(0o755)
@@ -319,3 +320,28 @@ def test_one_domain_failing_to_start_does_not_stop_the_others(tmp_path: Path, ca
         XenComponent().configure(profile(tree), ctx)
     assert "[ERROR] domain cagnode50: xl create" in capsys.readouterr().err
     assert f"run xl create {tmp_path}/etc/xen/gridmon.cfg" in ctx.changes
+
+
+def test_a_failed_bootloader_is_named_with_its_own_last_word(tmp_path: Path, capsys: Any) -> None:
+    """libxl only says "bootloader failed - consult logfile …": the reason (pypxeboot's, here as it wrote it in
+    the lab) is in that log, and the domain's error line carries it."""
+    tree = xen_tree(file_only(SEED), create_domains=True)
+    log = tmp_path / "var/log/xen/bootloader.1.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(
+        "pypxeboot:   0.05 lease 10.77.0.253 from 10.77.0.1, boot server 10.77.0.1\n"
+        "pypxeboot: TFTP pxelinux.cfg: no config on 10.77.0.1 (tried 01-aa-00-86-e2-35-72, 0A4D00FD, default)\n\n"
+    )
+    ctx = Context(root=tmp_path, env=fake_xl(tmp_path, failing=("cagnode50",)))
+    with pytest.raises(ComponentError, match=r"1 of 1 domains failed"):
+        XenComponent().configure(profile(tree), ctx)
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if line.startswith("[ERROR] domain cagnode50:"))
+    assert line.endswith(
+        "; the bootloader said: pypxeboot: TFTP pxelinux.cfg: no config on 10.77.0.1 "
+        "(tried 01-aa-00-86-e2-35-72, 0A4D00FD, default)"
+    ), line
+    log.unlink()  # no log (or one libxl could not write): the error is xl's alone, still whole
+    with pytest.raises(ComponentError):
+        XenComponent().configure(profile(tree), Context(root=tmp_path, env=ctx.env))
+    assert "the bootloader said" not in capsys.readouterr().err

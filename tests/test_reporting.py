@@ -53,13 +53,11 @@ def test_blocked():
 def test_fine(run_dir):
     pass
 
-def test_provoked_faults(run_dir, diagnose, tmp_path_factory):
-    mark = tmp_path_factory.getbasetemp() / "provoked"
+def test_provoked_faults(run_dir, diagnose, attempt):
     with pytest.raises(ProductFailure) as failed:
         raise ProductFailure("cagnode50 reported: install-failed No space left on device\\nits console: ...")
     assert diagnose(failed) == "fail"
-    if not mark.exists():  # this attempt's diagnosis is dropped with it
-        mark.write_text("1")
+    if attempt == 1:  # this attempt's diagnosis is dropped with it
         raise LabError("the install server's container exited")
     with pytest.raises(LabError) as broken:
         raise LabError("dnsmasq exited (status 137)")

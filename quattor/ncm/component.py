@@ -29,7 +29,7 @@ def failure_detail(proc: subprocess.CompletedProcess[str], tail: int = 3) -> str
     first_error = next((line for line in lines if "error" in line.lower()), None)
     last = lines[-tail:]
     if first_error is not None and first_error not in last:
-        return " / ".join([first_error, "…", *last])
+        return " / ".join([first_error, "...", *last])  # ASCII: it goes to serial consoles
     return " / ".join(last)
 
 

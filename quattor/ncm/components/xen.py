@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 
 from quattor.ncm.component import ComponentError, Context
@@ -192,9 +193,29 @@ class XenComponent:
             try:
                 ctx.run(["xl", "create", str(ctx.path(config))], changes=True, timeout=300)
             except ComponentError as exc:
-                ctx.error(f"domain {domain.key}: {exc}")
-                failed[domain.key] = str(exc)
+                why = str(exc) + bootloader_said(str(exc), ctx)
+                ctx.error(f"domain {domain.key}: {why}")
+                failed[domain.key] = why
         return failed
+
+
+BOOTLOADER_LOG = re.compile(r"bootloader failed - consult logfile (/\S+)")
+
+
+def bootloader_said(failure: str, ctx: Context) -> str:
+    """When libxl says the bootloader failed, the bootloader's own last word, from the log libxl names (the
+    reason is there, not in xl's message: pypxeboot's "no config on …", pygrub's "no kernel")."""
+    found = BOOTLOADER_LOG.search(failure)
+    if found is None:
+        return ""
+    try:
+        with ctx.path(found.group(1)).open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            lines = [line.strip() for line in f.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return f"; the bootloader said: {lines[-1][:300]}" if lines else ""
 
 
 def _all_disks(domain: Domain) -> list[Disk]:
