@@ -15,6 +15,7 @@ Standard library and pykickstart only: this file is copied alone into the initra
 from __future__ import annotations
 
 import contextlib
+import re
 import shlex
 import subprocess
 import sys
@@ -274,13 +275,20 @@ def payload(handler: Handler) -> None:
     progress("payload", f"{total // MiB} MiB unpacked")
 
 
+TAR_COMPLAINT = re.compile(r"^tar: (?P<path>.+?): (?P<what>[^:]+): (?P<why>[^:]+)$")
+
+
 def tar_reason(complaints: str, status: int) -> str:
-    """tar's first complaint, and how many more there were (a full disk gives one per file it could not write)."""
+    """tar's first complaint, its cause first ("No space left on device (cannot write ./usr/bin/x, and 800 more
+    complaints)": a full disk gives one per file it could not write)."""
     lines = [line for line in complaints.splitlines() if line.strip() and "Exiting with failure status" not in line]
     if not lines:
         return f"tar exited with status {status}"
-    first = lines[0] if len(lines[0]) <= 240 else lines[0][:239] + "…"
-    return first + (f" (and {len(lines) - 1} more complaints)" if len(lines) > 1 else "")
+    more = f", and {len(lines) - 1} more complaints" if len(lines) > 1 else ""
+    if found := TAR_COMPLAINT.match(lines[0]):
+        return f"{found['why']} ({found['what'].lower()} {found['path'][:120]}{more})"
+    first = lines[0] if len(lines[0]) <= 240 else lines[0][:239] + "..."
+    return first + (f" ({more.removeprefix(', and ')})" if more else "")
 
 
 def _compression(url: str) -> list[str]:

@@ -168,6 +168,22 @@ def test_a_payload_larger_than_its_file_system_fails_with_the_disk_full(tmp_path
             capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
         )  # fmt: skip
     reason = next((line for line in proc.stdout.splitlines() if line.startswith("REASON")), proc.stderr)
-    assert f"payload http://{address}/p.tar did not unpack (3 MiB read): tar: " in reason, reason
-    assert "No space left on device" in reason and "more complaints)" in reason, reason
+    prefix = f"payload http://{address}/p.tar did not unpack (3 MiB read): No space left on device (cannot write ./file"
+    assert prefix in reason and "more complaints)" in reason, reason
     assert not any(target.iterdir()), "the tmpfs was the test's own: the real directory stays empty"
+
+
+@pytest.mark.parametrize(
+    ("complaints", "reason"),
+    [
+        ("tar: ./a: Cannot open: Permission denied\ntar: Exiting with failure status due to previous errors\n",
+         "Permission denied (cannot open ./a)"),
+        ("tar: ./usr/x: Cannot write: No space left on device\ntar: ./usr/y: Cannot write: No space left on device\n",
+         "No space left on device (cannot write ./usr/x, and 1 more complaints)"),
+        ("zstd: /*stdin*\\: unexpected end of file\ntar: Child returned status 1\n",
+         "zstd: /*stdin*\\: unexpected end of file (1 more complaints)"),
+        ("", "tar exited with status 2"),
+    ],
+)  # fmt: skip
+def test_tars_complaints_give_their_cause_first(complaints: str, reason: str) -> None:
+    assert inst.tar_reason(complaints, 2) == reason
