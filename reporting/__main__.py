@@ -63,16 +63,20 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m reporting", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_merge = sub.add_parser("merge", help="merge shards' summaries (and JUnit files) into one")
+    printing = argparse.ArgumentParser(add_help=False)
+    printing.add_argument(
+        "--all", action="store_true", help=f"list every test (default: the notable ones past {verdicts.LONG_TABLE})"
+    )
+    p_merge = sub.add_parser("merge", parents=[printing], help="merge shards' summaries (and JUnit files) into one")
     p_merge.add_argument("inputs", nargs="+", type=Path, help="the shards' *.json summaries and *.xml JUnit files")
     p_merge.add_argument("--out", type=Path, required=True)
     p_merge.add_argument("--junit-out", type=Path)
     p_merge.add_argument("--baseline", type=Path, help="the summary of the run to compare with")
-    p_report = sub.add_parser("report", help="merge the shards' reports found in a directory")
+    p_report = sub.add_parser("report", parents=[printing], help="merge the shards' reports found in a directory")
     default_dir = Path(os.environ.get("XENLAB_ARTIFACTS") or "artifacts") / "reports"
     p_report.add_argument("dir", nargs="?", type=Path, default=default_dir)
     p_report.add_argument("--baseline", type=Path)
-    p_show = sub.add_parser("show", help="print a summary's verdicts")
+    p_show = sub.add_parser("show", parents=[printing], help="print a summary's verdicts")
     p_show.add_argument("summary", type=Path)
     p_show.add_argument("--baseline", type=Path)
     p_durations = sub.add_parser("durations", help="record the tests' durations for pytest-split")
@@ -108,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "merge":
         summary.write(args.out, comparisons)
-    print(verdicts.table(summary, comparisons))
+    print(verdicts.table(summary, comparisons, notable_only=False if args.all else None))
     return 1 if any(r.verdict.bad for r in summary.results) else 0
 
 

@@ -236,7 +236,7 @@ class Collector:
         summary.write(path, comparisons)
         against = f"; against {baseline_path}" if comparisons is not None else ""
         terminalreporter.write_sep("-", f"verdicts (JSON in {path}{against})")
-        terminalreporter.write_line(verdicts.table(summary, comparisons, notable_only=len(summary.results) > 20))
+        terminalreporter.write_line(verdicts.table(summary, comparisons))
 
 
 def _prop(props: list[tuple[str, object]], key: str) -> str:

@@ -187,9 +187,15 @@ def slower_phases(now: Result, old: Result | None) -> list[str]:
     ]
 
 
-def table(summary: Summary, comparisons: list[Comparison] | None = None, *, notable_only: bool = False) -> str:
+LONG_TABLE = 20  # more results than this: the table lists only the notable ones (the JSON keeps them all)
+
+
+def table(summary: Summary, comparisons: list[Comparison] | None = None, *, notable_only: bool | None = None) -> str:
     """The run's verdicts as a text table, with the comparison when there is one; `notable_only`: only the
-    tests that did not simply pass like last time (a tier of hundreds of passes says so in its count)."""
+    tests that did not simply pass like last time (a tier of hundreds of passes says so in its count);
+    by default, when there are more than LONG_TABLE."""
+    if notable_only is None:
+        notable_only = len(summary.results) > LONG_TABLE
     changes = {c.test: c for c in comparisons or []}
     rows = [f"{'verdict':<8} {'tries':>5} {'seconds':>8}  {'against baseline':<16} test / reason"]
     for r in summary.results:
