@@ -206,11 +206,21 @@ def traces(lab_id: str, pids: tuple[int, ...] = ()) -> list[str]:
     scratch = work_root() / lab_id
     if scratch.exists():
         found.append(f"scratch {scratch}")
-    for device in Path("/sys/block").glob("loop*"):
-        backing = device / "loop" / "backing_file"
-        if backing.exists() and backing.read_text().strip().startswith(f"{scratch}/"):
-            found.append(f"loop device /dev/{device.name} ({backing.read_text().strip()})")
+    found += [f"loop device {loop}" for loop in _loops_backed_in(scratch)]
     return found
+
+
+def _loops_backed_in(directory: Path) -> list[str]:
+    """Loop devices whose backing file is (or was, before it was deleted) under `directory`."""
+    loops = []
+    for device in Path("/sys/block").glob("loop*"):
+        try:
+            backing = (device / "loop" / "backing_file").read_text().strip()
+        except OSError:
+            continue  # not attached
+        if backing.startswith(f"{directory}/"):
+            loops.append(f"/dev/{device.name}")
+    return loops
 
 
 def _runc_containers() -> list[str]:
@@ -239,6 +249,9 @@ def remove_leftovers(lab_id: str) -> None:
             for pid in netns.pids(name):
                 kill_pid(pid, must_contain=lab_id)
             netns.delete(name)
+    for loop in _loops_backed_in(work_root() / lab_id):
+        found = True
+        run(["losetup", "--detach", loop], check=False)
     (labs_dir() / f"{lab_id}.json").unlink(missing_ok=True)
     if (work_root() / lab_id).exists():
         found = True

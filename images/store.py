@@ -67,6 +67,17 @@ def build_or_reuse(recipe: str, inputs: Mapping[str, object], build: Callable[[P
     return final
 
 
+def recorded_inputs(image: Path) -> dict[str, object]:
+    """The inputs an image was built from, as its build recorded them."""
+    try:
+        inputs = json.loads((image / COMPLETE).read_text())["inputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ImageError(f"{image} is not a complete image (no readable {COMPLETE})") from None
+    if not isinstance(inputs, dict):
+        raise ImageError(f"{image}/{COMPLETE}: its inputs are not a mapping")
+    return inputs
+
+
 def remove_tree(path: Path) -> None:
     """Remove a build tree, first unmounting anything a crashed chroot step left mounted inside it."""
     import os

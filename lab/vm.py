@@ -9,8 +9,10 @@ lost; each start of QEMU is one boot with its own console log.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +95,14 @@ class Vm:
     # --- disks ---------------------------------------------------------------------------------------------
     def disk_path(self, disk: DiskConfig) -> Path:
         return self.work_dir / f"{disk.name}.qcow2"
+
+    def start_disks_from(self, bases: Mapping[str, Path]) -> None:
+        """Before the first start: the named disks become overlays on these images (a restored snapshot's)
+        instead of blank ones."""
+        if self._disks_ready:
+            raise LabError(f"{self.config.name}: its disks are made already; restore a snapshot before the first start")
+        disks = tuple(dataclasses.replace(d, base=bases[d.name]) if d.name in bases else d for d in self.config.disks)
+        self.config = dataclasses.replace(self.config, disks=disks)
 
     def _prepare_disks(self) -> None:
         if self._disks_ready:

@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from images.catalog import PAYLOAD_FILES
-from lab import topology, xen
+from lab import host_snapshot, topology, xen
+from lab.host_snapshot import HostInputs
 from lab.lab import PAYLOAD_DIR, Lab, LabSpec, spec_from_profiles
 from lab.profiles import compile_for_lab, keep_domains
 from lab.topology import HostPlan, Topology
 from lab.vm import DiskConfig
 from netboot_stack.events import Event, Kind, ResetLoop
 from quattor.aii.nbp import IPXE_DIR, PXELINUX_DIR
-from scenario_steps.host_install import install_host
+from scenario_steps.host_install import install_host, resume_host
 
 log = logging.getLogger("xenlab.gateway")
 
@@ -229,14 +230,54 @@ def record_guest_phases(lab: Lab, gateway: Gateway, guest: str) -> None:
         start = None
 
 
-def reinstall(lab: Lab, gateway: Gateway) -> None:
-    """The whole journey, from empty disks to every guest running its installed system."""
+START_POINTS = ("empty-disks", host_snapshot.PHASE)
+
+
+def host_inputs(lab: Lab, gateway: Gateway) -> HostInputs:
+    """What makes the host's installed disks in this lab (the key of its snapshot)."""
+    node = lab.spec.node(gateway.host.name)
+    return host_snapshot.host_inputs(
+        gateway.host.name,
+        installer=lab.images.installer(node.installer),
+        payload=lab.images.payloads[HOST_PAYLOAD].parent,
+        kickstart=(lab.server.srv / f"ks/{lab.fqdn(gateway.host.name)}.ks").read_text(),
+        memory_mib=node.memory_mb,
+        cpus=node.cpus,
+        disks=",".join(f"{d.name}:{d.size}" for d in node.disks),
+    )
+
+
+def reinstall(lab: Lab, gateway: Gateway, *, start_from: str = "empty-disks") -> str:
+    """The whole journey, from empty disks to every guest running its installed system; returns where it
+    started.  `start_from="host-installed"`: from the snapshot of the installed host a run of the same inputs
+    kept (`lab.host_snapshot`), if there is one (the log says why not; the host is then installed).  A run
+    that installs the host keeps its snapshot."""
+    if start_from not in START_POINTS:
+        raise ValueError(f"start_from={start_from!r}: one of {', '.join(START_POINTS)}")
     prepare(lab, gateway)
-    with xen_state_saved(lab, gateway.host.name):
-        install_host(
-            lab,
-            gateway.host.name,
-            grub_title=gateway.host.grub_default_title,
-            first_boot_timeout=gateway.first_boot_timeout,
-        )
+    host = gateway.host
+    inputs = host_inputs(lab, gateway)
+    snapshot = host_snapshot.find(inputs) if start_from == host_snapshot.PHASE else None
+    if start_from == host_snapshot.PHASE and snapshot is None:
+        log.warning("--from %s: %s; installing the host", start_from, host_snapshot.why_none(inputs))
+    with xen_state_saved(lab, host.name):
+        if snapshot is not None:
+            log.info("%s: starting from its snapshot %s (taken %s)", host.name, snapshot.path.name, snapshot.taken)
+            resume_host(
+                lab,
+                host.name,
+                snapshot,
+                profiles=gateway.profiles,
+                grub_title=host.grub_default_title,
+                first_boot_timeout=gateway.first_boot_timeout,
+            )
+        else:
+            install_host(
+                lab,
+                host.name,
+                grub_title=host.grub_default_title,
+                first_boot_timeout=gateway.first_boot_timeout,
+                snapshot=inputs,
+            )
         install_guests(lab, gateway)
+    return host_snapshot.PHASE if snapshot is not None else "empty-disks"

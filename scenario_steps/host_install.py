@@ -2,7 +2,9 @@
 
 The host must already be configured and set to install by AII.  Each step is a phase of the host, so a run
 leaves its timing rows: dhcp, installer-start, kickstart, partitioning, payload, bootloader, post-and-ack,
-install-done, reboot, grub, xen, dom0-kernel, dom0-network, first-boot-ncm-ncd, dom0-ready.
+install-done, reboot (the installer's power-off), snapshot (when one is kept), power-on, grub, xen, dom0-kernel,
+dom0-network, first-boot-ncm-ncd, dom0-ready.  A host started from a snapshot of its installed disks
+(`resume_host`) has restore-snapshot instead of everything before power-on.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import time
 from pathlib import Path
 
 from foundation.paths import REPO
+from lab import host_snapshot
+from lab.host_snapshot import HostInputs, Snapshot
 from lab.lab import Lab, LabSpec, spec_from_profiles
 from lab.profiles import compile_for_lab
 from lab.vm import DiskConfig
@@ -52,10 +56,14 @@ def serve_host_only(lab: Lab, dest: Path) -> Path:
     return profiles
 
 
-def install_host(lab: Lab, host: str, *, grub_title: str, first_boot_timeout: float = 600) -> str:
+def install_host(
+    lab: Lab, host: str, *, grub_title: str, first_boot_timeout: float = 600, snapshot: HostInputs | None = None
+) -> str:
     """Install the host from an empty disk and follow it into a ready dom0; returns the second boot's console.
 
-    `grub_title` is the title of the entry ncm-grub made the default (`lab.topology`): GRUB shows it."""
+    `grub_title` is the title of the entry ncm-grub made the default (`lab.topology`): GRUB shows it.
+    `snapshot`: keep the installed disks as the snapshot of these inputs (`lab.host_snapshot`), between the
+    installer's end and the first boot."""
     fqdn = lab.fqdn(host)
     vm = lab.vm(host)
     booted = time.monotonic()  # what the host did at an earlier boot (a cut-off install) is not this one's
@@ -70,6 +78,32 @@ def install_host(lab: Lab, host: str, *, grub_title: str, first_boot_timeout: fl
     lab.wait_console(host, r"XENLAB-INSTALL-DONE reboot", phase="install-done", timeout=120)
     with lab.timeline.phase(host, "reboot"):
         vm.wait_exit(phase="reboot", timeout=120)
+    if snapshot is not None:
+        with lab.timeline.phase(host, "snapshot"):
+            host_snapshot.save(snapshot, {d.name: vm.disk_path(d) for d in vm.config.disks})
+    return boot_installed_host(lab, host, grub_title=grub_title, first_boot_timeout=first_boot_timeout)
+
+
+def resume_host(
+    lab: Lab, host: str, snapshot: Snapshot, *, profiles: Path, grub_title: str, first_boot_timeout: float = 600
+) -> str:
+    """Start the host from a snapshot of its installed disks (with the current system under test on it), set
+    to boot from its disk as AII's ack would have, and follow it into a ready dom0 as after an install."""
+    vm = lab.vm(host)
+    with lab.timeline.phase(host, "restore-snapshot"):
+        bases = host_snapshot.restore(
+            snapshot, [d.name for d in vm.config.disks], vm.work_dir, public_key=lab.ssh.public_key
+        )
+        vm.start_disks_from(bases)
+    lab.aii("boot", host, profiles=profiles)  # what the install's ack did when it was taken
+    return boot_installed_host(lab, host, grub_title=grub_title, first_boot_timeout=first_boot_timeout)
+
+
+def boot_installed_host(lab: Lab, host: str, *, grub_title: str, first_boot_timeout: float = 600) -> str:
+    """From power-on of an installed host (its AII entry says boot from disk) to a ready dom0, through GRUB,
+    Xen, dom0's network and its first `ncm-ncd --configure --all`; returns the console of this boot."""
+    vm = lab.vm(host)
+    with lab.timeline.phase(host, "power-on"):
         vm.start()
     lab.wait_console(host, re.escape(grub_title), phase="grub", timeout=300)
     lab.wait_console(host, r"\(XEN\) Xen version 4\.17", phase="xen", timeout=120)

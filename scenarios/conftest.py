@@ -9,6 +9,7 @@ import pytest
 
 from foundation.paths import REPO
 from lab import capacity
+from scenario_steps.gateway import START_POINTS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -18,6 +19,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="DIR",
         help="gateway scenarios: compiled profiles (profile_<node>.json or .xml) instead of the shipped sets",
+    )
+    parser.getgroup("xenlab").addoption(
+        "--from",
+        dest="start_from",
+        choices=START_POINTS,
+        default=START_POINTS[0],
+        help="gateway scenarios: start from the snapshot of the installed host a run of the same inputs kept "
+        "(host-installed), or install it (empty-disks, the default)",
     )
 
 

@@ -18,6 +18,7 @@ profiles have nothing for is skipped, saying so.  What runs in CI: the seed's `p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -26,7 +27,8 @@ from typing import Any
 import pytest
 
 from foundation.paths import REPO
-from lab import replica
+from images.recipes import dom0
+from lab import host_snapshot, replica
 from lab.lab import Lab
 from quattor.ncm.components.grub import GRUB_CFG
 from scenario_steps.gateway import GUEST_PAYLOAD, Gateway, NotInProfiles, journey, lab_profiles, plan, reinstall
@@ -64,8 +66,15 @@ def served_profile(gateway: Gateway, node: str) -> dict[str, Any]:
 
 
 def test_the_gateway_reinstalls_from_empty_disks(
-    profile_set: str, variant: str, run_dir: Path, tmp_path: Path, gateway_profiles: Path
+    profile_set: str,
+    variant: str,
+    run_dir: Path,
+    tmp_path: Path,
+    gateway_profiles: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
+    """(With `--from host-installed`, the host starts from its snapshot when there is one: then its system
+    under test must be this tree's, written over the snapshot's.)"""
     source = source_of(profile_set, gateway_profiles)
     if variant == "replica":
         replica.replicate(source, tmp_path / "replica")
@@ -77,10 +86,13 @@ def test_the_gateway_reinstalls_from_empty_disks(
     hvm = variant == "hvm"
     with Lab(chosen.spec(f"gateway-{profile_set}-{variant}"), run_dir=run_dir) as lab:
         gateway = lab_profiles(lab, chosen, tmp_path / "profiles")
-        reinstall(lab, gateway)
+        started = reinstall(lab, gateway, start_from=request.config.getoption("start_from"))
         name = gateway.host.name
 
         host = lab.ssh.host(str(lab.ip(name)))
+        if started == host_snapshot.PHASE:
+            with lab.timeline.phase("checks", "restored-host-sut"):
+                assert_sut_is_this_trees(host)
         with lab.timeline.phase("checks", "host-over-ssh"):
             assert host.check_output("hostname") == name
             listing = host.check_output("xl list")
@@ -127,3 +139,12 @@ def test_the_gateway_reinstalls_from_empty_disks(
         if len(gateway.guests) > 1:  # guests install in parallel, not one after another: their installs overlap
             first, second = (journey(lab, gateway, g) for g in gateway.guests[:2])
             assert first.kickstart.seen < second.ack.seen and second.kickstart.seen < first.ack.seen
+
+
+def assert_sut_is_this_trees(host: Any) -> None:
+    """Every file of the system under test in dom0 is this tree's (a restored host's was updated)."""
+    files = sorted(str(f.relative_to(REPO)) for pkg in dom0.SUT for f in (REPO / pkg).rglob("*.py"))
+    listing = host.check_output(f"cd /usr/lib/python3/dist-packages && sha256sum {' '.join(files)}")
+    installed = {line.split()[1]: line.split()[0] for line in listing.splitlines()}
+    stale = [f for f in files if installed.get(f) != hashlib.sha256((REPO / f).read_bytes()).hexdigest()]
+    assert not stale, f"dom0 runs other versions of: {stale}"

@@ -87,9 +87,12 @@ def sut_digest() -> str:
 
 
 def install_sut(rootfs: Path) -> None:
-    """Install pypxeboot, ncm-ncd and AII into a copy of the payload, as a site's packages would."""
+    """Install pypxeboot, ncm-ncd and AII into a copy of the payload, as a site's packages would (over an
+    earlier version too, which is removed whole: an installed system being updated)."""
     site = rootfs / "usr/lib/python3/dist-packages"
     for pkg in SUT:
+        if (site / pkg).exists():
+            shutil.rmtree(site / pkg)
         shutil.copytree(REPO / pkg, site / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     for path, module in COMMANDS.items():
         target = rootfs / path
