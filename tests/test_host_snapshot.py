@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def test_a_snapshot_is_found_for_the_same_inputs_and_refused_with_what_changed(t
 
 def test_only_the_newest_snapshots_of_a_host_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = iter(f"2026-12-03T10:0{n}:00+0000" for n in range(9))
-    monkeypatch.setattr(host_snapshot.time, "strftime", lambda fmt: next(clock))
+    monkeypatch.setattr(time, "strftime", lambda fmt: next(clock))
     kept = [host_snapshot.save(inputs(tmp_path, ram=1024 + n), {"vda": blank_disk(tmp_path)}) for n in range(4)]
     assert [s.path for s in host_snapshot.of_host("cagxen01")] == [kept[3].path, kept[2].path]
     assert not kept[0].path.exists() and not kept[1].path.exists()
