@@ -70,8 +70,29 @@ def compile_for_lab(source: Path, dest: Path, *, kernel_release: str, ssh_public
             log.info("%s: kernel %s -> %s (the kernel of the lab's payloads)", path.name, declared, kernel_release)
         if ssh_public_key is not None and isinstance(_get(out, SSHKEY[:-1]), dict):
             _get(out, SSHKEY[:-1])[SSHKEY[-1]] = ssh_public_key
+        for name in log_hvm_serial(out):
+            log.info("%s: HVM guest %s's serial line logged to %s", path.name, name, HVM_SERIAL_LOG.format(name=name))
         (dest / f"profile_{node}.json").write_text(json.dumps(out, indent=1))
     return dest
+
+
+# Where dom0 keeps an HVM guest's serial line from its first byte (QEMU's `-serial file:`); the run's Xen
+# state (lab.xen) carries /var/log/xen into the artifacts.  A pty, the sites' usual choice, is not logged.
+HVM_SERIAL_LOG = "/var/log/xen/console/hvm-serial-{name}.log"
+
+
+def log_hvm_serial(tree: Any) -> list[str]:
+    """Point each HVM domain's `serial` of a Xen host's profile at HVM_SERIAL_LOG; returns their names."""
+    domains = _get(tree, ("software", "components", "xen", "domains"))
+    raws = domains.values() if isinstance(domains, dict) else domains if isinstance(domains, list) else []
+    changed = []
+    for raw in raws:
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            continue
+        if raw.get("type") == "hvm" or (raw.get("type") is None and raw.get("builder") == "hvm"):
+            raw["serial"] = "file:" + HVM_SERIAL_LOG.format(name=raw["name"])
+            changed.append(raw["name"])
+    return changed
 
 
 def keep_domains(path: Path, names: Iterable[str]) -> None:

