@@ -34,7 +34,7 @@ from foundation.network import LabNetwork, NetworkConfig, tap_name
 from foundation.paths import new_run_dir, work_root
 from foundation.process import run
 from images import catalog
-from lab import accel, image_set, preflight, ssh, topology
+from lab import accel, image_set, preflight, resources, ssh, topology
 from lab.timeline import Timeline
 from lab.topology import Site
 from lab.vm import DiskConfig, NicConfig, Vm, VmConfig
@@ -185,6 +185,9 @@ class Lab:
             self.slot.note(namespaces=self.network.netns)
             self.slot.note(namespaces=self.network.server_netns)
             self.net = self.stack.enter_context(LabNetwork(self.network))
+            self.resources = resources.Sampler((self.network.netns, self.network.server_netns))
+            self.resources.start()
+            self.stack.callback(self.resources.stop)
             served = tuple(
                 ServedNode(n.name, self.mac(n.name), self.ip(n.name), n.route, n.by_aii) for n in self.spec.nodes
             )
@@ -250,6 +253,9 @@ class Lab:
         assert self.run_dir is not None
         self.timeline.save(self.run_dir / "phases.json")
         (self.run_dir / "phases.txt").write_text(self.timeline.table() + "\n")
+        if hasattr(self, "resources"):
+            resources.save(self.run_dir / "resources.json", self.timeline.records, self.resources, self.timeline.t0)
+            log.info("lab %s: peak memory %.0f MiB", self.slot.lab_id, self.resources.peak_rss_mib)
 
     # --- identity ------------------------------------------------------------------------------------------
     def mac(self, name: str) -> str:
