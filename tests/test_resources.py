@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from foundation import netns
 from lab import resources
 from lab.resources import Sample, Sampler
 from lab.timeline import PhaseRecord
@@ -33,7 +34,7 @@ def test_a_busy_process_in_the_lab_is_counted_and_what_it_used_stays_after_it_ex
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     burner = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<1.5: pass"])
-    monkeypatch.setattr(resources.netns, "pids", lambda ns: [burner.pid] if burner.poll() is None else [])
+    monkeypatch.setattr(netns, "pids", lambda ns: [burner.pid] if burner.poll() is None else [])
     sampler = Sampler(("lab-ns",))
     time.sleep(1.0)
     first = sampler.sample()  # mid-run (a process's CPU after its last sample is lost: one interval at most)
