@@ -10,7 +10,7 @@ tiers rather than building environments, since the lab needs root and a machine-
   unit, integration, pipeline, scenario, slow   one tier (`--splits N --group K`: one shard of it, by the
             durations recorded in .ci/test_durations.json); what the CI pipelines' jobs call
   bench     per-phase timings of netboots (median of several runs), lab up/down times, the host install
-  bench-gateway  per-phase timings of the whole gateway reinstall, host and each guest
+  bench-gateway  the gateway reinstall per phase: seconds, CPU, I/O, peak memory, against a baseline
   lint      ruff, mypy, and the CI pipelines against their engines' schemas and actionlint
 """
 
@@ -204,11 +204,9 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(name="bench-gateway")
 def bench_gateway(session: nox.Session) -> None:
-    """The whole gateway reinstall's phases per machine (one run unless --runs N: it takes minutes)."""
-    argv = session.posargs or ["--runs", "1"]
-    test = "scenarios/test_gateway_reinstall.py::test_the_gateway_reinstalls_from_empty_disks"
-    for run in ("seed-pv", "seed-hvm"):
-        run_benchmark(session, ["benchmarks.phases", f"{test}[{run}]", *argv])
+    """The gateway reinstall's phases per machine, with CPU, I/O, peak memory and the baseline ratio
+    (benchmarks.gateway: --variant seed-pv by default, --runs N, --from host-installed, --baseline)."""
+    run_benchmark(session, ["benchmarks.gateway", *session.posargs])
 
 
 def run_benchmark(session: nox.Session, module_args: list[str]) -> None:
