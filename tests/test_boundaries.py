@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "lab": {"foundation", "netboot_stack", "images", "quattor"},
     "scenario_steps": {"foundation", "netboot_stack", "images", "lab", "quattor"},
     "scenarios": {"foundation", "netboot_stack", "images", "lab", "quattor", "scenario_steps", "reporting"},
-    "benchmarks": {"foundation", "netboot_stack", "lab", "scenario_steps"},
+    "benchmarks": {"foundation", "netboot_stack", "lab", "scenario_steps", "reporting"},
     "reporting": {"foundation"},  # the verdicts of every tier; its model and CLI on the standard library alone
     "tests": {*SUT, *SIDE_BY_SIDE, "lab", "reporting"},
 }
@@ -41,7 +41,7 @@ STDLIB_ONLY = {"pypxeboot", "quattor", "foundation"}
 # The install server's in-container program runs on the container's bare python3.
 CONTAINER_SIDE = [REPO / "netboot_stack" / "httpd.py"]
 # The report job merges summaries on a machine with only Python: the model and the CLI need nothing else.
-REPORT_SIDE = [REPO / "reporting" / "verdicts.py", REPO / "reporting" / "__main__.py"]
+REPORT_SIDE = [REPO / "reporting" / f for f in ("verdicts.py", "__main__.py", "gateway_figures.py")]
 # The installer runs inside the VM on the standard library and pykickstart.
 INSTALLER_NEEDS = {"pykickstart"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks import gateway
+from reporting import gateway_figures as gateway
 
 
 def run_dir(tmp_path: Path) -> Path:
