@@ -247,3 +247,13 @@ def test_shellfe_reports_a_crash_as_that_hosts_failure(
     assert code == 1 and calls == ["cagnode50", "cagnode51"]  # the second host is still done
     assert "[ERROR] aii-shellfe: cagnode50: internal error (KeyError: 'label'); a bug" in captured.err
     assert "cagnode51.xenlab.test: configured" in captured.out
+
+
+def test_the_way_out_of_the_network_boot_is_read_from_the_profile() -> None:
+    tree = copy.deepcopy(shipped("cagnode52"))
+    assert node.read(profile(tree)).boot.localboot == "exit"  # the default: back to the BIOS's boot order
+    tree["system"]["aii"]["nbp"]["options"]["localboot"] = "sanboot"
+    assert node.read(profile(tree)).boot.localboot == "sanboot"
+    tree["system"]["aii"]["nbp"]["options"]["localboot"] = "chain"
+    with pytest.raises(ProfileError, match=r"/system/aii/nbp/options/localboot"):
+        node.read(profile(tree))

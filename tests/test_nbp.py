@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 from pathlib import Path
@@ -80,3 +81,30 @@ def test_ipxe_script_uses_http_urls(tmp_path: Path) -> None:
     script = (tmp_path / "ipxe" / "cagnode50.example.org.ipxe").read_text()
     assert "kernel http://gridinstall/boot/vmlinuz initrd=initrd.gz ks=http://gridinstall/ks/x.ks skipddc" in script
     assert "initrd http://gridinstall/boot/initrd.gz" in script
+
+
+def test_a_node_set_to_sanboot_leaves_ipxe_through_its_first_disk_even_when_the_ack_switches_it(
+    tmp_path: Path,
+) -> None:
+    """`/system/aii/nbp/options/localboot = "sanboot"`: once installed, the node's iPXE script boots BIOS disk
+    0x80 itself (iPXE's documented `sanboot --no-describe --drive 0x80`, with the BIOS's way as fallback);
+    the install server's ack handler, which knows only the node's name and addresses, keeps that choice."""
+    tree = NbpTree(tmp_path, "http://gridinstall")
+    sanboot = dataclasses.replace(NODE, localboot="sanboot")
+    tree.configure(sanboot, ENTRY)
+    tree.install(sanboot)
+    tree.boot(NODE)  # as the ack handler does: no localboot of its own
+    assert tree.status(NODE) == "boot"
+    script = (tmp_path / "ipxe" / os.readlink(tmp_path / "ipxe" / NODE.ipxe_name)).read_text()
+    assert script.splitlines() == [
+        "#!ipxe",
+        "echo xenlab: boot from local disk (sanboot)",
+        "sanboot --no-describe --drive 0x80 || exit 1",
+    ]
+    pxelinux = (tmp_path / "pxelinux.cfg" / os.readlink(tmp_path / "pxelinux.cfg" / NODE.mac_name)).read_text()
+    assert "localboot 0" in pxelinux  # a pxelinux client boots its disk as before
+    tree.configure(dataclasses.replace(NODE, localboot="exit"), ENTRY)  # the profile changed back
+    tree.boot(NODE)
+    assert (tmp_path / "ipxe" / os.readlink(tmp_path / "ipxe" / NODE.ipxe_name)).read_text().endswith("exit 1\n")
+    tree.remove(NODE)
+    assert not (tmp_path / "aii" / "localboot" / NODE.fqdn).exists()

@@ -4,7 +4,7 @@ Layout of the pxelinux config directory (the TFTP server's `pxelinux.cfg/`):
 
 ```
 <fqdn>.cfg            the node's install entry (kernel, initrd, kickstart arguments)
-localboot.cfg         boot from the local disk
+localboot.cfg         boot from the local disk (and localboot-sanboot.cfg, the same, for the iPXE variant)
 01-<mac>              what PXELINUX looks up first: a relative link to <fqdn>.cfg or localboot.cfg
 <HEXIP>               the same link under the node's hex IP (what AII 1.x used)
 ```
@@ -28,6 +28,11 @@ IPXE_DIR = "ipxe"
 LOCALBOOT_CFG = "default Localdisk\nlabel Localdisk\n  localboot 0\n"
 # iPXE: leave the network boot and let the BIOS try the next device (the disk).
 LOCALBOOT_IPXE = "#!ipxe\necho xenlab: boot from local disk\nexit 1\n"
+# Or (a node's /system/aii/nbp/options/localboot = "sanboot") boot the BIOS's first disk from iPXE itself,
+# without going back through the BIOS's boot order; pxelinux clients still get `localboot 0`.
+LOCALBOOT_SANBOOT = "localboot-sanboot"
+SANBOOT_IPXE = "#!ipxe\necho xenlab: boot from local disk (sanboot)\nsanboot --no-describe --drive 0x80 || exit 1\n"
+LOCALBOOT_STEMS = {"exit": LOCALBOOT, "sanboot": LOCALBOOT_SANBOOT}  # the option's value -> the entry
 IPXE_DISPATCH = "#!ipxe\nchain http://${next-server}/ipxe/${net0/mac:hexhyp}.ipxe\n"
 
 
@@ -53,6 +58,9 @@ class NodeBoot:
     fqdn: str
     mac: str
     ip: ipaddress.IPv4Address
+    # How its iPXE leaves the network boot (a key of LOCALBOOT_STEMS); None: as AII configured it (what the
+    # install server's ack handler knows of a node is its name and addresses)
+    localboot: str | None = None
 
     @property
     def mac_name(self) -> str:
@@ -105,6 +113,8 @@ class NbpTree:
         self.ipxe_dir.mkdir(parents=True, exist_ok=True)
         _write_if_changed(self.cfg_dir / f"{LOCALBOOT}.cfg", LOCALBOOT_CFG)
         _write_if_changed(self.ipxe_dir / f"{LOCALBOOT}.ipxe", LOCALBOOT_IPXE)
+        _write_if_changed(self.cfg_dir / f"{LOCALBOOT_SANBOOT}.cfg", LOCALBOOT_CFG)
+        _write_if_changed(self.ipxe_dir / f"{LOCALBOOT_SANBOOT}.ipxe", SANBOOT_IPXE)
         _write_if_changed(self.root / "boot.ipxe", IPXE_DISPATCH)
 
     def configure(self, node: NodeBoot, entry: BootEntry) -> None:
@@ -112,6 +122,9 @@ class NbpTree:
         self.ensure_base()
         _write_if_changed(self.cfg_dir / f"{node.fqdn}.cfg", pxelinux_config(entry))
         _write_if_changed(self.ipxe_dir / f"{node.fqdn}.ipxe", ipxe_script(entry, self.http_base))
+        if node.localboot is not None:
+            self.localboot_record(node).parent.mkdir(parents=True, exist_ok=True)
+            _write_if_changed(self.localboot_record(node), node.localboot + "\n")
         if self.status(node) == "undefined":
             self.boot(node)
 
@@ -121,7 +134,20 @@ class NbpTree:
         self._point(node, node.fqdn)
 
     def boot(self, node: NodeBoot) -> None:
-        self._point(node, LOCALBOOT)
+        self._point(node, LOCALBOOT_STEMS[self.localboot_of(node)])
+
+    def localboot_record(self, node: NodeBoot) -> Path:
+        return self.root / "aii" / "localboot" / node.fqdn
+
+    def localboot_of(self, node: NodeBoot) -> str:
+        """The node's way out of the network boot: its own, else what AII recorded at --configure, else exit."""
+        if node.localboot is not None:
+            return node.localboot
+        try:
+            recorded = self.localboot_record(node).read_text().strip()
+        except OSError:
+            return "exit"
+        return recorded if recorded in LOCALBOOT_STEMS else "exit"
 
     def status(self, node: NodeBoot) -> str:
         """`install`, `boot`, `undefined` or `error` (links that disagree or point nowhere)."""
@@ -133,12 +159,13 @@ class NbpTree:
         if len(stems) != 1:
             return "error"
         stem = stems.pop()
-        if stem == LOCALBOOT:
+        if stem in LOCALBOOT_STEMS.values():
             return "boot"
         return "install" if stem == node.fqdn else "error"
 
     def remove(self, node: NodeBoot) -> None:
-        for path in (*self._links(node), self.cfg_dir / f"{node.fqdn}.cfg", self.ipxe_dir / f"{node.fqdn}.ipxe"):
+        entries = (self.cfg_dir / f"{node.fqdn}.cfg", self.ipxe_dir / f"{node.fqdn}.ipxe", self.localboot_record(node))
+        for path in (*self._links(node), *entries):
             path.unlink(missing_ok=True)
 
     def _links(self, node: NodeBoot) -> Sequence[Path]:

@@ -6,7 +6,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from quattor.aii.nbp import BootEntry, NodeBoot
+from quattor.aii.nbp import LOCALBOOT_STEMS, BootEntry, NodeBoot
 from quattor.profile import Profile, ProfileError
 
 ROUTES = ("pxelinux", "ipxe")
@@ -30,6 +30,7 @@ class AiiNode:
     kslocation: str
     ramdisk_token: bool
     route: str  # "pxelinux" (pxelinux.0 and TFTP) or "ipxe" (its firmware is iPXE: a script and HTTP)
+    localboot: str  # how an iPXE client leaves the network boot once installed: "exit" or "sanboot"
     osinstall: dict[str, object]
     profile: Profile
 
@@ -39,7 +40,7 @@ class AiiNode:
 
     @property
     def boot(self) -> NodeBoot:
-        return NodeBoot(self.fqdn, self.mac, self.ip)
+        return NodeBoot(self.fqdn, self.mac, self.ip, self.localboot)
 
     def boot_entry(self) -> BootEntry:
         """The AII kernel arguments: [ramdisk=32768] ks=… ksdevice=… then the profile's own append."""
@@ -112,6 +113,7 @@ def read(profile: Profile) -> AiiNode:
         kslocation=kslocation,
         ramdisk_token=bool(nbp.boolean("ramdisk", False)),
         route=route,
+        localboot=nbp.string("localboot", choices=tuple(LOCALBOOT_STEMS)) or "exit",
         osinstall=dict(osinstall),
         profile=profile,
     )
