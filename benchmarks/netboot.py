@@ -77,7 +77,9 @@ def bare_run(route: Route) -> dict[str, float]:
             "ack": (Kind.ACK, None),
         }
         try:
-            while "ack" not in figures and proc.poll() is None and time.monotonic() - started < 120:
+            running = True
+            while "ack" not in figures and running and time.monotonic() - started < 120:
+                running = proc.poll() is None  # one more look after it powers off: the ack may be just in
                 now = time.monotonic() - started
                 if "kernel-start" not in figures and b"Linux version" in console.read_bytes():
                     figures["kernel-start"] = now
