@@ -37,7 +37,7 @@ def run_gateway(variant: str, start_from: str) -> Path:
     """One run of the scenario; its artifacts directory (the last attempt's, if it was retried)."""
     started = time.time()
     argv = [sys.executable, "-m", "pytest", f"{TEST}[{variant}]", "-q", "-p", "no:cacheprovider", "-x"]
-    argv += ["--lab-retries=1", f"--from={start_from}"]
+    argv += ["--lab-retries=1", f"--from={start_from}", "-o", "log_cli=true", "--log-cli-level=WARNING"]
     with start(argv, stdin=None, env=os.environ) as pytest:
         code = pytest.wait()
     if code != 0:
