@@ -3,7 +3,7 @@
 What is kept: the host's disks as its installer left them (the install acked, the VM off, before its first
 boot into Xen), taken by every gateway run that installs the host.  What a snapshot is keyed by: what made
 those disks, namely the installer image, the dom0 payload's Debian tree and recipe, the host's kickstart as
-AII wrote it (without the lab's per-run SSH key), and the host VM's memory, vCPUs and disks.
+AII wrote it (without the lab's per-run SSH key and comments), and the host VM's memory, vCPUs and disks.
 
 Not by the system under test (pypxeboot, ncm-ncd and its components, AII): a restored host gets the current
 one written over the snapshot's before it boots, as a site's package update would, so a developer changing
@@ -82,7 +82,9 @@ def host_inputs(
     """`installer` and `payload`: the image directories; `kickstart`: the host's as served; `disks`: the VM's
     disks in words ("vda:24G")."""
     payload_inputs = {k: v for k, v in store.recorded_inputs(payload).items() if k != "sut"}
-    kept = "\n".join(line for line in kickstart.splitlines() if not line.startswith("sshkey "))
+    # Not part of what the install does: the lab's per-run SSH key, and comments (AII's first line names the
+    # profile's path, a per-run temporary directory)
+    kept = "\n".join(line for line in kickstart.splitlines() if not line.startswith(("sshkey ", "#")))
     return HostInputs(
         host,
         {

@@ -16,7 +16,7 @@ from foundation.paths import REPO
 from lab import host_snapshot
 from lab.host_snapshot import HostInputs
 
-KICKSTART = "text\nsshkey --username=root 'ssh-ed25519 AAAA lab-1'\npart / --fstype=ext4 --label=root --size=3072\n"
+KICKSTART = "# Kickstart for cagxen01, written by AII from /tmp/pytest-1/profiles/profile_cagxen01.json\ntext\nsshkey --username=root 'ssh-ed25519 AAAA lab-1'\npart / --fstype=ext4 --label=root --size=3072\n"
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +54,7 @@ def blank_disk(tmp_path: Path, name: str = "vda") -> Path:
 def test_the_key_ignores_the_labs_ssh_key_and_the_system_under_test(tmp_path: Path) -> None:
     first = inputs(tmp_path)
     assert inputs(tmp_path, kickstart=KICKSTART.replace("lab-1", "lab-2")).key == first.key
+    assert inputs(tmp_path, kickstart=KICKSTART.replace("pytest-1", "pytest-2")).key == first.key  # AII's comment
     assert inputs(tmp_path, sut="s2").key == first.key  # a new pypxeboot is written over a restored host
     assert inputs(tmp_path, tree="dom0-bbb").key != first.key
     assert inputs(tmp_path, kickstart=KICKSTART.replace("3072", "4096")).key != first.key
