@@ -16,7 +16,10 @@ from foundation.paths import REPO
 from lab import host_snapshot
 from lab.host_snapshot import HostInputs
 
-KICKSTART = "# Kickstart for cagxen01, written by AII from /tmp/pytest-1/profiles/profile_cagxen01.json\ntext\nsshkey --username=root 'ssh-ed25519 AAAA lab-1'\npart / --fstype=ext4 --label=root --size=3072\n"
+KICKSTART = (
+    "# Kickstart for cagxen01, written by AII from /tmp/pytest-1/profiles/profile_cagxen01.json\n"
+    "text\nsshkey --username=root 'ssh-ed25519 AAAA lab-1'\npart / --fstype=ext4 --label=root --size=3072\n"
+)
 
 
 @pytest.fixture(autouse=True)
