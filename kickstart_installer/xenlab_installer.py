@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """xenlab-installer: install a machine from a kickstart, the lab's stand-in for Anaconda.
 
-It runs as the installer initramfs's program.  It brings the NIC up by DHCP, fetches the kickstart named by
-`inst.ks=` or `ks=` on the kernel command line, parses it with pykickstart (Anaconda's own parser), and
+It runs as the installer initramfs's program.  It brings the NIC up by DHCP, applies an updates image named
+by `inst.updates=` or `updates=` (its files overlay the installer's, then it starts again), fetches the
+kickstart named by `inst.ks=` or `ks=` on the kernel command line, parses it with pykickstart (Anaconda's
+own parser), and
 carries out what AII generates: network, rootpw (crypted), sshkey, timezone, zerombr, clearpart, part
 (LVM physical volumes too), volgroup, logvol, liveimg --url (a tar payload), bootloader, %pre, %post
 (also --nochroot), reboot and poweroff.  A command it does not support stops the install with its name;
@@ -15,6 +17,7 @@ Standard library and pykickstart only: this file is copied alone into the initra
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shlex
 import subprocess
@@ -399,11 +402,51 @@ def bind_mounts(on: bool) -> None:
             subprocess.run(["umount", "-l", str(target)], check=False, capture_output=True)
 
 
+UPDATES_APPLIED = "XENLAB_UPDATES_APPLIED"  # set in the environment of the installer an updates image started
+
+
+def apply_updates(url: str, root: Path = Path("/")) -> list[str]:
+    """Anaconda's `inst.updates=` (EL5: `updates=`): a gzip- or zstd-compressed cpio (newc) whose files
+    overlay the installer's own; returns the paths it wrote.  Its members are plain paths under `root`: one
+    that climbs out (`..`, an absolute link target) is refused."""
+    data = fetch(url, "updates image")
+    for magic, tool in ((b"\x1f\x8b", ["gzip", "-dc"]), (b"\x28\xb5\x2f\xfd", ["zstd", "-dc"])):
+        if data.startswith(magic):
+            data = subprocess.run(tool, input=data, capture_output=True, check=False).stdout
+            break
+    if not data.startswith(b"070701"):
+        raise InstallError(f"updates image {url} is not a (compressed) newc cpio archive")
+    listing = subprocess.run(["cpio", "-it", "--quiet"], input=data, capture_output=True, check=False)
+    names = [n for n in listing.stdout.decode(errors="replace").splitlines() if n and n != "."]
+    bad = [n for n in names if n.startswith("/") or ".." in Path(n).parts]
+    if listing.returncode != 0 or bad:
+        raise InstallError(f"updates image {url}: unsafe or unreadable members {bad[:3] or listing.stderr[-200:]!r}")
+    unpack = subprocess.run(
+        ["cpio", "-idmu", "--quiet", "--no-absolute-filenames"], input=data, cwd=root, capture_output=True
+    )
+    if unpack.returncode != 0:
+        raise InstallError(f"updates image {url} did not unpack: {unpack.stderr.decode(errors='replace')[-200:]}")
+    return names
+
+
+def updates_first() -> None:
+    """If the kernel command line names an updates image, overlay it and start the installer again, so that
+    what it changed (this very program too) runs; once only."""
+    url = cmdline_arg("inst.updates", "updates")
+    if not url or os.environ.get(UPDATES_APPLIED):
+        return
+    names = apply_updates(url)
+    progress("updates", f"{url}: {len(names)} files over the installer's own")
+    os.environ[UPDATES_APPLIED] = url
+    os.execv(sys.executable, [sys.executable, sys.argv[0], *sys.argv[1:]])
+
+
 def install() -> str:
     """The whole install; returns what to do at the end (`reboot` or `poweroff`)."""
     progress("start")
     nic = network_up()
     progress("network", f"{nic} is up")
+    updates_first()
     url = cmdline_arg("inst.ks", "ks")
     if not url:
         raise InstallError("no ks= or inst.ks= on the kernel command line")

@@ -35,6 +35,7 @@ from foundation.paths import new_run_dir, work_root
 from foundation.process import run
 from images import catalog
 from lab import accel, image_set, preflight, resources, ssh, topology
+from lab.installer_plugin import InstallerPlugin
 from lab.timeline import Timeline
 from lab.topology import Site
 from lab.vm import DiskConfig, NicConfig, Vm, VmConfig
@@ -290,6 +291,14 @@ class Lab:
         self.server.nbp.configure(self.node_boot(name), entry)
         self.server.nbp.install(self.node_boot(name))
         return entry
+
+    def publish_installer(self, plugin: InstallerPlugin) -> None:
+        """Serve an installer plug-in's kernel, initrd, updates image and stage2 under `plugin.served_dir`
+        (over HTTP and TFTP), where `lab.profiles.point_at` points AII's entries; the lab's own from its image."""
+        source = self.images.installer(plugin.image) if plugin.image else plugin.directory
+        for name in (plugin.kernel, plugin.initrd, plugin.updates, plugin.stage2):
+            if name and "://" not in name:
+                self.server.publish(source / name, f"{plugin.served_dir}/{Path(name).name}")
 
     def aii(self, action: str, *hosts: str, profiles: Path, image: str | None = None, payload: str = "payload") -> str:
         """Run aii-shellfe on the install server's tree, as a site does, then apply its DHCP/DNS entries.

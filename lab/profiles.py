@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from foundation.errors import PreflightError
+from lab.installer_plugin import InstallerPlugin
 from lab.topology import profile_paths
 from quattor.ncm.components import xen_model
 from quattor.profile import ProfileError, load
@@ -26,6 +28,7 @@ log = logging.getLogger("xenlab.profiles")
 
 KERNEL_VERSION = ("system", "kernel", "version")
 SSHKEY = ("system", "aii", "osinstall", "options", "sshkey")
+NBP = ("system", "aii", "nbp", "options")
 
 
 def replace_strings(tree: Any, old: str, new: str) -> Any:
@@ -48,10 +51,18 @@ def retarget_kernel(tree: dict[str, Any], release: str) -> dict[str, Any]:
     return retargeted
 
 
-def compile_for_lab(source: Path, dest: Path, *, kernel_release: str, ssh_public_key: str | None = None) -> Path:
+def compile_for_lab(
+    source: Path,
+    dest: Path,
+    *,
+    kernel_release: str,
+    ssh_public_key: str | None = None,
+    installer: InstallerPlugin | None = None,
+) -> Path:
     """Copy every profile of `source` into `dest` as JSON, retargeted at `kernel_release` (the payloads'
-    kernel, which the lab's `images` know) and, if given, with `ssh_public_key` as each installable node's
-    kickstart key.  Returns `dest`."""
+    kernel, which the lab's `images` know), if given with `ssh_public_key` as each installable node's
+    kickstart key, and with every installable node's AII entry pointed at `installer` (`point_at`).
+    Returns `dest`."""
     dest.mkdir(parents=True, exist_ok=True)
     sources = profile_paths(source)
     if not sources:
@@ -70,10 +81,40 @@ def compile_for_lab(source: Path, dest: Path, *, kernel_release: str, ssh_public
             log.info("%s: kernel %s -> %s (the kernel of the lab's payloads)", path.name, declared, kernel_release)
         if ssh_public_key is not None and isinstance(_get(out, SSHKEY[:-1]), dict):
             _get(out, SSHKEY[:-1])[SSHKEY[-1]] = ssh_public_key
+        if installer is not None and point_at(out, installer):
+            log.info("%s: installs with %s (%s dialect)", path.name, installer.name, installer.dialect)
         for name in log_hvm_serial(out):
             log.info("%s: HVM guest %s's serial line logged to %s", path.name, name, HVM_SERIAL_LOG.format(name=name))
         (dest / f"profile_{node}.json").write_text(json.dumps(out, indent=1))
     return dest
+
+
+def point_at(tree: Any, plugin: InstallerPlugin) -> bool:
+    """Point a node's AII entry (`/system/aii/nbp/options`) at the installer plug-in as the install server
+    serves it (`plugin.served_dir`, the same server and scheme, or the same relative TFTP form, as the
+    profile's own kernel), in its dialect, with its updates image and stage2; False for a node AII does not
+    install."""
+    nbp = _get(tree, NBP)
+    kslocation = _get(tree, ("system", "aii", "osinstall", "options", "kslocation"))
+    if not isinstance(nbp, dict) or not isinstance(kslocation, str):
+        return False
+    server = urllib.parse.urlsplit(kslocation)
+
+    def served(name: str, like: str = "") -> str:
+        path = f"{plugin.served_dir}/{Path(name).name}"
+        form = urllib.parse.urlsplit(like) if like else server
+        return f"{form.scheme}://{form.netloc}/{path}" if form.scheme else path
+
+    for key in ("kernel", "initrd"):
+        nbp[key] = served(getattr(plugin, key), str(nbp.get(key, "")) or kslocation)
+    nbp["dialect"] = plugin.dialect
+    for key in ("updates", "stage2"):
+        value = getattr(plugin, key)
+        if value:
+            nbp[key] = value if "://" in value else served(value)
+        else:
+            nbp.pop(key, None)
+    return True
 
 
 # Where dom0 keeps an HVM guest's serial line from its first byte (QEMU's `-serial file:`); the run's Xen

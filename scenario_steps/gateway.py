@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from images.catalog import PAYLOAD_FILES
-from lab import host_snapshot, topology, xen
+from lab import host_snapshot, installer_plugin, topology, xen
 from lab.host_snapshot import HostInputs
+from lab.installer_plugin import InstallerPlugin
 from lab.lab import PAYLOAD_DIR, Lab, LabSpec, spec_from_profiles
 from lab.profiles import compile_for_lab, keep_domains
 from lab.topology import HostPlan, Topology
@@ -90,16 +91,20 @@ def plan(source: Path, variant: str) -> Gateway:
     return Gateway(found, host)
 
 
-def lab_profiles(lab: Lab, gateway: Gateway, dest: Path) -> Gateway:
+def lab_profiles(lab: Lab, gateway: Gateway, dest: Path, installer: InstallerPlugin | None = None) -> Gateway:
     """The gateway's profiles as the lab serves them: compiled for the lab's payloads (their kernel, the
-    lab's SSH key in every kickstart), and the host running only this run's guests; read back, so that every
+    lab's SSH key in every kickstart), every node's AII entry pointed at the installer plug-in (the lab's
+    own unless another is given), and the host running only this run's guests; read back, so that every
     check compares against what the lab served."""
+    plugin = installer or installer_plugin.load(installer_plugin.DEFAULT)
     compile_for_lab(
         gateway.profiles,
         dest,
         kernel_release=lab.images.payload_kernel_release(),
         ssh_public_key=lab.ssh.public_key,
+        installer=plugin,
     )
+    lab.publish_installer(plugin)
     keep_domains(dest / f"profile_{gateway.host.name}.json", gateway.guests)
     served = topology.read(dest)
     return Gateway(served, served.host)
@@ -115,7 +120,7 @@ def prepare(lab: Lab, gateway: Gateway) -> None:
         url = str(gateway.topology.installed(node).osinstall.get("profile_url", ""))
         path = urllib.parse.urlsplit(url).path.lstrip("/") or f"profiles/profile_{node}.json"
         lab.server.write(path, (gateway.profiles / f"profile_{node}.json").read_text())
-    lab.aii("configure", gateway.host.name, profiles=gateway.profiles, image="installer", payload=HOST_PAYLOAD)
+    lab.aii("configure", gateway.host.name, profiles=gateway.profiles, payload=HOST_PAYLOAD)
     lab.aii("configure", *gateway.guests, profiles=gateway.profiles, payload=GUEST_PAYLOAD)
     lab.aii("install", *nodes, profiles=gateway.profiles)
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from foundation.errors import PreflightError
 from foundation.paths import REPO
-from lab import capacity
+from lab import capacity, installer_plugin
+from lab.installer_plugin import InstallerPlugin
 from scenario_steps.gateway import START_POINTS
 
 
@@ -19,6 +21,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="DIR",
         help="gateway scenarios: compiled profiles (profile_<node>.json or .xml) instead of the shipped sets",
+    )
+    parser.getgroup("xenlab").addoption(
+        "--installer",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="gateway scenarios: the installer plug-in (a directory with installer.toml) the nodes install with; "
+        "default: installers/xenlab, the lab's own",
     )
     parser.getgroup("xenlab").addoption(
         "--from",
@@ -60,3 +70,13 @@ def gateway_profiles(request: pytest.FixtureRequest) -> Path:
             f"--profiles {chosen}: not a directory of compiled profiles (profile_<node>.json or .xml)"
         )
     return chosen.resolve()
+
+
+@pytest.fixture
+def installer(request: pytest.FixtureRequest) -> InstallerPlugin:
+    """The installer plug-in the gateway scenarios install with: `--installer DIR`, else the lab's own."""
+    chosen: Path | None = request.config.getoption("installer")
+    try:
+        return installer_plugin.load(chosen if chosen is not None else installer_plugin.DEFAULT)
+    except PreflightError as exc:
+        raise pytest.UsageError(f"--installer: {exc}") from None

@@ -29,6 +29,7 @@ import pytest
 from foundation.paths import REPO
 from images.recipes import dom0
 from lab import host_snapshot, replica
+from lab.installer_plugin import InstallerPlugin
 from lab.lab import Lab
 from quattor.ncm.components.grub import GRUB_CFG
 from scenario_steps.gateway import GUEST_PAYLOAD, Gateway, NotInProfiles, journey, lab_profiles, plan, reinstall
@@ -71,6 +72,7 @@ def test_the_gateway_reinstalls_from_empty_disks(
     run_dir: Path,
     tmp_path: Path,
     gateway_profiles: Path,
+    installer: InstallerPlugin,
     request: pytest.FixtureRequest,
 ) -> None:
     """(With `--from host-installed`, the host starts from its snapshot when there is one: then its system
@@ -85,7 +87,7 @@ def test_the_gateway_reinstalls_from_empty_disks(
         pytest.skip(str(exc))
     hvm = variant == "hvm"
     with Lab(chosen.spec(f"gateway-{profile_set}-{variant}"), run_dir=run_dir) as lab:
-        gateway = lab_profiles(lab, chosen, tmp_path / "profiles")
+        gateway = lab_profiles(lab, chosen, tmp_path / "profiles", installer)
         started = reinstall(lab, gateway, start_from=request.config.getoption("start_from"))
         name = gateway.host.name
 

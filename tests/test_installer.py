@@ -187,3 +187,55 @@ def test_a_payload_larger_than_its_file_system_fails_with_the_disk_full(tmp_path
 )  # fmt: skip
 def test_tars_complaints_give_their_cause_first(complaints: str, reason: str) -> None:
     assert inst.tar_reason(complaints, 2) == reason
+
+
+def updates_image(tmp_path: Path, members: dict[str, bytes], compress: list[str]) -> Path:
+    """A newc cpio (GNU cpio, as Anaconda's updates.img is made), compressed by `compress`."""
+    tree = tmp_path / "updates-tree"
+    for name, content in members.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_bytes(content)
+    listing = "\n".join(members) + "\n"
+    archive = subprocess.run(
+        ["cpio", "-o", "-H", "newc", "--quiet"], input=listing.encode(), cwd=tree, capture_output=True, check=True
+    ).stdout
+    out = tmp_path / "srv" / "updates.img"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(subprocess.run(compress, input=archive, capture_output=True, check=True).stdout)
+    return out
+
+
+@pytest.mark.parametrize("compress", [["gzip", "-c"], ["zstd", "-c", "-q"]], ids=["gzip", "zstd"])
+def test_an_updates_image_overlays_the_installers_own_files(tmp_path: Path, compress: list[str]) -> None:
+    root = tmp_path / "root"
+    (root / "usr/local/bin").mkdir(parents=True)
+    (root / "usr/local/bin/xenlab-installer").write_text("# the installer as built\n")
+    updates_image(tmp_path, {"usr/local/bin/xenlab-installer": b"# patched\n", "etc/xenlab/new": b"x"}, compress)
+    with serving(directory(tmp_path / "srv")) as address:
+        written = inst.apply_updates(f"http://{address}/updates.img", root)
+    assert sorted(written) == ["etc/xenlab/new", "usr/local/bin/xenlab-installer"]
+    assert (root / "usr/local/bin/xenlab-installer").read_text() == "# patched\n"
+    assert (root / "etc/xenlab/new").read_text() == "x"
+
+
+def test_an_updates_image_that_climbs_out_of_the_root_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "escape").mkdir()
+    (tmp_path / "escape" / "evil").write_text("x")
+    (tmp_path / "updates-tree" / "a").mkdir(parents=True)
+    archive = subprocess.run(
+        ["cpio", "-o", "-H", "newc", "--quiet"],
+        input=b"a/../../escape/evil\n",
+        cwd=tmp_path / "updates-tree",
+        capture_output=True,
+        check=True,
+    ).stdout
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "srv" / "updates.img").write_bytes(archive)
+    root = tmp_path / "root"
+    root.mkdir()
+    with serving(directory(tmp_path / "srv")) as address, pytest.raises(inst.InstallError, match="unsafe"):
+        inst.apply_updates(f"http://{address}/updates.img", root)
+    assert not (tmp_path / "root" / "escape").exists() and list(root.iterdir()) == []
+    (tmp_path / "srv" / "updates.img").write_bytes(b"not an archive")
+    with serving(directory(tmp_path / "srv")) as address, pytest.raises(inst.InstallError, match="not a"):
+        inst.apply_updates(f"http://{address}/updates.img", root)

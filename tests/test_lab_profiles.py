@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
+from lab import installer_plugin
 from lab.profiles import compile_for_lab
+from quattor.aii import node
 from quattor.ncm.component import ComponentError, Context
 from quattor.ncm.components.grub import GrubComponent
 from quattor.ncm.components.xen import XenComponent
@@ -106,3 +109,26 @@ def test_hvm_guests_serial_lines_are_logged_from_their_first_byte(
         XenComponent().configure(load(tmp_path / "one.json"), Context(root=root, noaction=True))
     shown = capsys.readouterr().err
     assert '    | serial = "file:/var/log/xen/console/hvm-serial-cagnode52.log"' in shown, shown
+
+
+def test_every_installable_node_is_pointed_at_the_installer_plugin(tmp_path: Path) -> None:
+    """The lab's compile points AII's entries at the plug-in as the install server serves it: the host's
+    relative TFTP path stays relative, a guest's http:// URL stays on its server, in the plug-in's dialect;
+    AII then writes Anaconda's boot arguments for it."""
+    plugin = dataclasses.replace(installer_plugin.load(installer_plugin.DEFAULT), updates="patch.img")
+    out = compile_for_lab(PROFILES, tmp_path / "lab", kernel_release=NEW, installer=plugin)
+    host = json.loads((out / "profile_cagxen01.json").read_text())["system"]["aii"]["nbp"]["options"]
+    guest = json.loads((out / "profile_cagnode50.json").read_text())["system"]["aii"]["nbp"]["options"]
+    assert (host["kernel"], host["initrd"]) == ("boot/xenlab/vmlinuz", "boot/xenlab/initrd.img")
+    assert guest["kernel"] == "http://gridinstall.xenlab.test/boot/xenlab/vmlinuz"
+    assert guest["updates"] == "http://gridinstall.xenlab.test/boot/xenlab/patch.img"
+    assert host["dialect"] == guest["dialect"] == "anaconda"
+    entry = node.read(load(out / "profile_cagnode50.json")).boot_entry()
+    assert entry.append[:3] == (
+        "inst.ks=http://gridinstall.xenlab.test/ks/cagnode50.xenlab.test.ks",
+        "ip=eth0:dhcp",
+        "bootdev=eth0",
+    )
+    assert "inst.updates=http://gridinstall.xenlab.test/boot/xenlab/patch.img" in entry.append
+    plain = json.loads((out / "profile_gridinstall.json").read_text())
+    assert "nbp" not in json.dumps(plain.get("system", {}).get("aii", {}))  # the install server installs nothing

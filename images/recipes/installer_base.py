@@ -28,6 +28,7 @@ PACKAGES = (
     "busybox",
     "iproute2",
     "xz-utils",
+    "cpio",  # an updates image (inst.updates=) is a compressed newc cpio
     "gzip",
     "tar",
     "zstd",

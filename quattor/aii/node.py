@@ -6,6 +6,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from quattor.aii.dialect import DIALECTS, install_arguments
 from quattor.aii.nbp import LOCALBOOT_STEMS, BootEntry, NodeBoot
 from quattor.profile import Profile, ProfileError
 
@@ -31,6 +32,9 @@ class AiiNode:
     ramdisk_token: bool
     route: str  # "pxelinux" (pxelinux.0 and TFTP) or "ipxe" (its firmware is iPXE: a script and HTTP)
     localboot: str  # how an iPXE client leaves the network boot once installed: "exit" or "sanboot"
+    dialect: str  # the installer's boot arguments (quattor.aii.dialect): "el5" or "anaconda"
+    updates: str | None  # an updates image for the installer
+    stage2: str | None  # the installer's runtime image or install tree
     osinstall: dict[str, object]
     profile: Profile
 
@@ -43,12 +47,12 @@ class AiiNode:
         return NodeBoot(self.fqdn, self.mac, self.ip, self.localboot)
 
     def boot_entry(self) -> BootEntry:
-        """The AII kernel arguments: [ramdisk=32768] ks=… ksdevice=… then the profile's own append."""
-        args = (
-            (("ramdisk=32768",) if self.ramdisk_token else ())
-            + (f"ks={self.kslocation}", f"ksdevice={self.ksdevice}")
-            + self.append
+        """The AII kernel arguments: [ramdisk=32768], the install's in the node's dialect (el5: ks=… ksdevice=…),
+        then the profile's own append."""
+        install = install_arguments(
+            self.dialect, ks=self.kslocation, nic=self.ksdevice, updates=self.updates, stage2=self.stage2
         )
+        args = (("ramdisk=32768",) if self.ramdisk_token else ()) + install + self.append
         return BootEntry(self.label, self.kernel, self.initrd, args)  # as the profile names it, spaces too
 
 
@@ -114,6 +118,9 @@ def read(profile: Profile) -> AiiNode:
         ramdisk_token=bool(nbp.boolean("ramdisk", False)),
         route=route,
         localboot=nbp.string("localboot", choices=tuple(LOCALBOOT_STEMS)) or "exit",
+        dialect=nbp.string("dialect", choices=DIALECTS) or "el5",
+        updates=nbp.string("updates") or None,
+        stage2=nbp.string("stage2") or None,
         osinstall=dict(osinstall),
         profile=profile,
     )
