@@ -386,8 +386,10 @@ def scripts(handler: Handler, section: str) -> None:
         proc = subprocess.run(
             ["chroot", str(TARGET), *argv] if chroot else argv, capture_output=True, timeout=1800, check=False
         )
-        sys.stdout.write(proc.stdout.decode(errors="replace"))
-        sys.stdout.write(proc.stderr.decode(errors="replace"))
+        # print, not sys.stdout.write: without a console device (console=hvc0 on a machine that has none)
+        # Python starts with no stdout at all, and print() is then quietly nothing
+        print(proc.stdout.decode(errors="replace"), end="", flush=True)
+        print(proc.stderr.decode(errors="replace"), end="", flush=True)
         if proc.returncode != 0 and script.errorOnFail:
             raise InstallError(f"%{section} script {n + 1} failed with status {proc.returncode}")
 

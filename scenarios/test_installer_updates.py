@@ -95,7 +95,8 @@ def test_an_updates_image_patches_the_installer_and_the_patch_shows_in_the_insta
         profile = profiles / f"profile_{NODE}.json"
         tree = json.loads(profile.read_text())
         nbp = tree["system"]["aii"]["nbp"]["options"]
-        nbp["append"] = f"{nbp['append']} inst.updates={url}"
+        # its serial line is this VM's console (the profile's hvc0 is a Xen guest's)
+        nbp["append"] = f"{nbp['append'].replace('console=hvc0', 'console=ttyS0')} inst.updates={url}"
         profile.write_text(json.dumps(tree, indent=1))
         lab.aii("configure", NODE, profiles=profiles, image="installer", payload="guest.tar.zst")
         lab.aii("install", NODE, profiles=profiles)
