@@ -91,6 +91,14 @@ def plan(source: Path, variant: str) -> Gateway:
     return Gateway(found, host)
 
 
+def plan_with_guests(source: Path, variant: str, count: int) -> tuple[Gateway, tuple[str, ...]]:
+    """`plan`, for a scenario that needs `count` guests of the variant: the plan and their names."""
+    chosen = plan(source, variant)
+    if len(chosen.guests) < count:
+        raise NotInProfiles(f"{source}: {count} {variant.upper()} guests needed, the profiles have {chosen.guests}")
+    return chosen, chosen.guests[:count]
+
+
 def lab_profiles(lab: Lab, gateway: Gateway, dest: Path, installer: InstallerPlugin | None = None) -> Gateway:
     """The gateway's profiles as the lab serves them: compiled for the lab's payloads (their kernel, the
     lab's SSH key in every kickstart), every node's AII entry pointed at the installer plug-in (the lab's

@@ -21,7 +21,7 @@ from lab.lab import Lab
 from netboot_stack.events import Kind
 from reporting.pytest_plugin import Diagnose
 from reporting.verdicts import Verdict
-from scenario_steps.gateway import lab_profiles, plan, prepare, xen_state_saved
+from scenario_steps.gateway import lab_profiles, plan_with_guests, prepare, xen_state_saved
 from scenario_steps.host_install import SEED, install_host
 from scenarios.marks import XEN_HOST
 
@@ -41,9 +41,7 @@ def ask_for_too_much_memory(profile: Path, guest: str) -> None:
 def test_guests_xen_cannot_start_are_named_with_their_reasons_at_the_first_configuration(
     run_dir: Path, tmp_path: Path, diagnose: Diagnose
 ) -> None:
-    chosen = plan(SEED, "pv")
-    assert len(chosen.guests) >= 2, f"the seed's profiles need two PV guests for this, they have {chosen.guests}"
-    NO_CONFIG, NO_MEMORY = chosen.guests[:2]
+    chosen, (NO_CONFIG, NO_MEMORY) = plan_with_guests(SEED, "pv", 2)
     with Lab(chosen.spec("guest-faults"), run_dir=run_dir) as lab:
         gateway = lab_profiles(lab, chosen, tmp_path / "profiles")
         ask_for_too_much_memory(gateway.profiles / f"profile_{gateway.host.name}.json", NO_MEMORY)

@@ -22,7 +22,14 @@ from lab.lab import PAYLOAD_DIR, Lab
 from netboot_stack.events import Kind
 from reporting.pytest_plugin import Diagnose, reason_of
 from reporting.verdicts import Verdict
-from scenario_steps.gateway import GUEST_PAYLOAD, install_guests, lab_profiles, plan, prepare, xen_state_saved
+from scenario_steps.gateway import (
+    GUEST_PAYLOAD,
+    install_guests,
+    lab_profiles,
+    plan_with_guests,
+    prepare,
+    xen_state_saved,
+)
 from scenario_steps.host_install import SEED, install_host
 from scenarios.marks import XEN_HOST
 
@@ -41,9 +48,7 @@ def give_root(profile: Path, mib: int) -> None:
 def test_a_full_guest_disk_fails_its_install_and_a_dead_dnsmasq_is_the_labs_fault(
     run_dir: Path, tmp_path: Path, diagnose: Diagnose
 ) -> None:
-    chosen = plan(SEED, "pv")
-    assert len(chosen.guests) >= 2, f"the seed's profiles need two PV guests for this, they have {chosen.guests}"
-    FULL, OTHER = chosen.guests[:2]
+    chosen, (FULL, OTHER) = plan_with_guests(SEED, "pv", 2)
     with Lab(chosen.spec("guest-install-faults"), run_dir=run_dir) as lab:
         gateway = lab_profiles(lab, chosen, tmp_path / "profiles")
         give_root(gateway.profiles / f"profile_{FULL}.json", ROOT_MIB)
