@@ -10,6 +10,7 @@ tiers rather than building environments, since the lab needs root and a machine-
   unit, integration, pipeline, scenario, slow   one tier (`--splits N --group K`: one shard of it, by the
             durations recorded in .ci/test_durations.json); what the CI pipelines' jobs call
   bench     per-phase timings of netboots (median of several runs), lab up/down times, the host install
+  suite     the kickstart regression suite on an installer plug-in (--installer DIR)
   bench-gateway  the gateway reinstall per phase: seconds, CPU, I/O, peak memory, against a baseline
   lint      ruff, mypy, and the CI pipelines against their engines' schemas and actionlint
 """
@@ -192,6 +193,18 @@ def gateway_selection(posargs: list[str]) -> str:
     run says so when not).  The shipped seed's, or with `--profiles DIR` that set's (pytest names it `site`)."""
     profile_set = "site" if any(a == "--profiles" or a.startswith("--profiles=") for a in posargs) else "seed"
     return f"{profile_set}-pv or {profile_set}-hvm"
+
+
+@nox.session
+def suite(session: nox.Session) -> None:
+    """The kickstart regression suite (kickstart_tests/) on an installer plug-in: `--installer DIR`, else the
+    lab's own; a verdict per case."""
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "pytest", "scenarios/test_kickstart_suite.py", "-p", "no:cacheprovider", "-n", "2"]
+    argv += [f"--junitxml={REPORTS}/suite.xml", f"--summary={REPORTS}/suite.summary.json", "--lab-retries=1", "-rs"]
+    code = run_lab_command(session, [*argv, *session.posargs])
+    if code != 0:
+        session.error(f"the kickstart suite failed (pytest exit status {code}); reports in {REPORTS}/suite.*")
 
 
 @nox.session

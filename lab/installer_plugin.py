@@ -13,6 +13,7 @@ A plug-in is a directory with `installer.toml`:
     [console]
     progress = ['^XENLAB-INSTALL (\\S+)']            # regular expressions on its console
     failure = ['^XENLAB-INSTALL-FAILED (.*)']
+    unsupported = ['unsupported kickstart command\\(s\\): (.+)']   # why it stops on a command it lacks
     [end]
     ack = "kickstart-post"           # how it says it is done: the kickstart's %post calls AII's ack (as AII writes)
 
@@ -58,6 +59,7 @@ class InstallerPlugin:
     updates: str | None = None
     progress: tuple[str, ...] = ()
     failure: tuple[str, ...] = ()
+    unsupported: tuple[str, ...] = ()  # its reason for stopping on a kickstart command it lacks (group 1: which)
     end: str = "kickstart-post"
 
     def file(self, value: str) -> Path:
@@ -112,6 +114,8 @@ def load(directory: Path) -> InstallerPlugin:
         updates=_string(data, "updates", fail) or None,
         progress=_patterns(console, "progress", fail),
         failure=_patterns(console, "failure", fail) or (ANACONDA_FAILURES if dialect == "anaconda" else ()),
+        unsupported=_patterns(console, "unsupported", fail)
+        or ((r"Unknown command: (\S+)",) if dialect == "anaconda" else ()),
         end=ack,
     )
     if plugin.image is None:

@@ -42,6 +42,7 @@ from lab.vm import DiskConfig, NicConfig, Vm, VmConfig
 from netboot_stack.config import InstallServerConfig, Route, ServedNode
 from netboot_stack.events import Event, Kind
 from netboot_stack.server import InstallServer
+from quattor.aii.dialect import install_arguments
 from quattor.aii.nbp import BootEntry, NodeBoot
 
 log = logging.getLogger("xenlab.lab")
@@ -275,18 +276,28 @@ class Lab:
         return NodeBoot(self.fqdn(name), self.mac(name), self.ip(name))
 
     # --- installs ------------------------------------------------------------------------------------------
-    def serve_install(self, name: str, *, kickstart: str, append: Iterable[str] = ()) -> BootEntry:
-        """Publish the node's installer and kickstart, and switch the node to install at its next boot."""
-        node = self.spec.node(name)
-        image = self.images.installer(node.installer)
-        kernel = self.server.publish(image / "vmlinuz", f"boot/{node.installer}/vmlinuz")
-        initrd = self.server.publish(image / "initrd.img", f"boot/{node.installer}/initrd.img")
-        ks = self.server.write(f"ks/{self.fqdn(name)}.ks", kickstart)
+    def serve_install(
+        self, name: str, *, kickstart: str, append: Iterable[str] = (), installer: InstallerPlugin | None = None
+    ) -> BootEntry:
+        """Publish the node's installer and kickstart, and switch the node to install at its next boot: the
+        node's installer image with `ks=`, or an installer plug-in with the boot arguments of its dialect."""
+        ks = self.server.url(self.server.write(f"ks/{self.fqdn(name)}.ks", kickstart))
+        if installer is None:
+            node = self.spec.node(name)
+            image = self.images.installer(node.installer)
+            kernel = self.server.publish(image / "vmlinuz", f"boot/{node.installer}/vmlinuz")
+            initrd = self.server.publish(image / "initrd.img", f"boot/{node.installer}/initrd.img")
+            install: tuple[str, ...] = (f"ks={ks}",)
+        else:
+            self.publish_installer(installer)
+            kernel = f"{installer.served_dir}/{Path(installer.kernel).name}"
+            initrd = f"{installer.served_dir}/{Path(installer.initrd).name}"
+            install = install_arguments(installer.dialect, ks=ks, nic="eth0")
         entry = BootEntry(
             label=f"install-{name}",
             kernel=kernel,
             initrd=initrd,
-            append=(f"ks={self.server.url(ks)}", "console=ttyS0", "panic=-1", *append),
+            append=(*install, "console=ttyS0", "panic=-1", *append),
         )
         self.server.nbp.configure(self.node_boot(name), entry)
         self.server.nbp.install(self.node_boot(name))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from foundation.paths import REPO
-from lab import host_snapshot
+from lab import disk_files
 from lab.lab import Lab, spec_from_profiles
 from lab.profiles import compile_for_lab
 from lab.vm import DiskConfig
@@ -49,31 +49,6 @@ def updates_img(dest: Path) -> Path:
     image = dest / "updates.img"
     image.write_bytes(subprocess.run(["gzip", "-c"], input=cpio, capture_output=True, check=True).stdout)
     return image
-
-
-def file_on_root(disk: Path, path: str, work: Path) -> str | None:
-    """A file of the root file system (label `root`) of a VM's qcow2 disk, read without mounting it."""
-    raw = work / "disk.raw"
-    subprocess.run(["qemu-img", "convert", "-O", "raw", str(disk), str(raw)], check=True)
-    for offset, size in host_snapshot.partitions(raw):
-        part = work / "part.img"
-        subprocess.run(
-            [
-                "dd",
-                f"if={raw}",
-                f"of={part}",
-                "bs=1M",
-                f"skip={offset // 2**20}",
-                f"count={size // 2**20}",
-                "status=none",
-            ],
-            check=True,
-        )
-        label = subprocess.run(["blkid", "-p", "-o", "value", "-s", "LABEL", str(part)], capture_output=True, text=True)
-        if label.stdout.strip() == "root":
-            shown = subprocess.run(["debugfs", "-R", f"cat /{path}", str(part)], capture_output=True, text=True)
-            return shown.stdout or None
-    raise AssertionError(f"{disk}: no partition labelled root")
 
 
 def test_an_updates_image_patches_the_installer_and_the_patch_shows_in_the_installed_system(
@@ -111,4 +86,4 @@ def test_an_updates_image_patches_the_installer_and_the_patch_shows_in_the_insta
         served = lab.server.events.select(kind=Kind.HTTP, node=NODE, path="updates/xenlab-patch.img")
         assert served and served[0].status == 200, served
         disk = vm.disk_path(vm.config.disks[0])
-        assert file_on_root(disk, MARK, tmp_path) == "patched by updates.img\n"
+        assert disk_files.root_file(disk, MARK, tmp_path) == "patched by updates.img\n"

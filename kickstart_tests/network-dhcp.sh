@@ -1,0 +1,1 @@
+# network-dhcp: kickstart-tests' functions (kernel_args, prepare, validate, expected_failure), each optional

@@ -1,0 +1,1 @@
+# services: kickstart-tests' functions (kernel_args, prepare, validate, expected_failure), each optional

@@ -1,0 +1,1 @@
+# user: kickstart-tests' functions (kernel_args, prepare, validate, expected_failure), each optional

@@ -1,0 +1,112 @@
+"""Kickstart regression cases in rhinstaller/kickstart-tests' format, run by the lab.
+
+A case is two files in a directory (`kickstart_tests/`): `NAME.ks.in`, a kickstart with `@KSTEST_…@`
+substitutions, and `NAME.sh`, a shell file of functions, each optional:
+
+  kernel_args       prints boot arguments to add (after the installer's dialect's own)
+  prepare KS DIR    may rewrite the kickstart (its path KS) into DIR; prints the path to use
+  validate DIR      DIR holds RESULT, read from /root/RESULT of the installed system; exit 0 for a pass
+                    (the default: RESULT says SUCCESS)
+  expected_failure  prints a regular expression: the install must fail, its reason matching it
+
+Substitutions: @KSTEST_LIVEIMG@ (a `liveimg --url=` line for the lab's guest payload), @KSTEST_URL@ (that
+URL alone), @KSTEST_NETDEV1@ (the machine's NIC), @KSTEST_SERVER@ (the install server's base URL).  The
+runner appends what AII's kickstarts end with, the `%post` that calls the install ack (how the plug-in
+says it is done: `[end] ack = "kickstart-post"`).
+
+Verdicts: pass, fail (with the RESULT or the installer's reason), or "unsupported by this installer" (a
+skip) when the installer stops on a command it does not support, which its manifest's `unsupported`
+console pattern recognises; never a pass for a case that did not run.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from foundation.paths import REPO
+from lab.installer_plugin import InstallerPlugin
+
+CASES = REPO / "kickstart_tests"
+SUBSTITUTION = re.compile(r"@KSTEST_[A-Z0-9_]+@")
+UNSUPPORTED_REASON = re.compile(r"unsupported kickstart command\(s\): (.+)")
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    ks_in: Path
+    sh: Path
+
+    def call(self, function: str, *args: str, cwd: Path | None = None) -> tuple[int, str]:
+        """Run one of the case's shell functions (absent: status 127 and no output)."""
+        script = f'. {shlex.quote(str(self.sh))}; type {function} >/dev/null 2>&1 || exit 127; {function} "$@"'
+        proc = subprocess.run(
+            ["bash", "-c", script, self.name, *args], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
+        )
+        return proc.returncode, proc.stdout.strip() or proc.stderr.strip()
+
+    def kernel_args(self) -> list[str]:
+        status, out = self.call("kernel_args")
+        return out.split() if status == 0 else []
+
+    def expected_failure(self) -> re.Pattern[str] | None:
+        status, out = self.call("expected_failure")
+        return re.compile(out) if status == 0 and out else None
+
+
+def cases(directory: Path = CASES) -> list[Case]:
+    found = []
+    for ks_in in sorted(directory.glob("*.ks.in")):
+        name = ks_in.name.removesuffix(".ks.in")
+        sh = ks_in.with_name(f"{name}.sh")
+        if not sh.exists():
+            raise FileNotFoundError(f"{ks_in}: its {sh.name} is missing (a case is NAME.ks.in and NAME.sh)")
+        found.append(Case(name, ks_in, sh))
+    return found
+
+
+def render(case: Case, values: dict[str, str], work: Path) -> str:
+    """The case's kickstart: substituted, passed through its `prepare`, with the ack `%post` appended."""
+    text = case.ks_in.read_text()
+    unknown = sorted(set(SUBSTITUTION.findall(text)) - {f"@{k}@" for k in values})
+    if unknown:
+        raise ValueError(
+            f"{case.ks_in}: unknown substitutions {', '.join(unknown)} (known: {', '.join(sorted(values))})"
+        )
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    ks = work / "ks.cfg"
+    ks.write_text(text)
+    status, out = case.call("prepare", str(ks), str(work), cwd=work)
+    if status == 0 and out:
+        ks = Path(out)
+    elif status not in (0, 127):
+        raise RuntimeError(f"{case.sh}: prepare failed ({status}): {out}")
+    ack = f"{values['KSTEST_SERVER']}/cgi-bin/aii-installack.cgi"
+    return ks.read_text().rstrip("\n") + f"\n\n%post --nochroot\nwget -q -O - {ack}\n%end\n"
+
+
+def unsupported(reason: str, plugin: InstallerPlugin) -> str | None:
+    """The commands the installer said it does not support, if that is why it stopped."""
+    for pattern in (*plugin.unsupported, UNSUPPORTED_REASON.pattern):
+        found = re.search(pattern, reason)
+        if found:
+            return found.group(1) if found.groups() else reason
+    return None
+
+
+def validate(case: Case, result: str | None) -> tuple[bool, str]:
+    """The case's verdict from /root/RESULT of the installed system (None: there was none)."""
+    if result is None:
+        return False, "the installed system has no /root/RESULT"
+    with tempfile.TemporaryDirectory(prefix=f"kstest-{case.name}-") as tmp:
+        (Path(tmp) / "RESULT").write_text(result)
+        status, out = case.call("validate", tmp, cwd=Path(tmp))
+    if status == 127:  # no validate of its own: kickstart-tests' validate_RESULT
+        return result.strip() == "SUCCESS", result.strip()
+    return status == 0, out or result.strip()
