@@ -33,10 +33,11 @@ from reporting.gateway_figures import figures_of, report
 TEST = "scenarios/test_gateway_reinstall.py::test_the_gateway_reinstalls_from_empty_disks"
 
 
-def run_gateway(variant: str, start_from: str) -> Path:
+def run_gateway(variant: str, start_from: str, profiles: Path | None = None) -> Path:
     """One run of the scenario; its artifacts directory (the last attempt's, if it was retried)."""
     started = time.time()
     argv = [sys.executable, "-m", "pytest", f"{TEST}[{variant}]", "-q", "-p", "no:cacheprovider", "-x"]
+    argv += [f"--profiles={profiles}"] if profiles is not None else []
     argv += ["--lab-retries=1", f"--from={start_from}", "-o", "log_cli=true", "--log-cli-level=WARNING"]
     with start(argv, stdin=None, env=os.environ) as pytest:
         code = pytest.wait()
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--from", dest="start_from", default="empty-disks", choices=("empty-disks", "host-installed"))
     parser.add_argument("--baseline", action="store_true", help="first time this machine's bare QEMU netboot")
+    parser.add_argument("--profiles", type=Path, help="a profile set of your own (its variants are site-pv, site-hvm)")
     parser.add_argument(
         "--json", type=Path, default=None, help="default: artifacts/reports/bench-gateway-<variant>.json"
     )
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for i in range(args.runs):
         started = time.monotonic()
-        run_dir = run_gateway(args.variant, args.start_from)
+        run_dir = run_gateway(args.variant, args.start_from, args.profiles)
         runs.append(figures_of(run_dir, time.monotonic() - started))
         print(f"run {i + 1}/{args.runs}: journey {runs[-1].journey_s:.1f} s ({run_dir})", file=sys.stderr)
     print("\n" + report(args.variant, args.start_from, runs, baseline))
