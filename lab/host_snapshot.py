@@ -190,13 +190,14 @@ def restore(snapshot: Snapshot, disk_names: list[str], work_dir: Path, *, public
     key_file.write_text(public_key.strip() + "\n")
     for raw in restored.values():
         if refresh_root(raw, key_file):
-            if snapshot.sut != dom0.sut_digest():
+            current = dom0.sut_digest()  # hashes every file of the system under test: once
+            if snapshot.sut != current:
                 log.info(
                     "%s: the snapshot's system under test (%s) replaced by this tree's (%s) before its first boot; "
                     "its install's %%post ran the snapshot's",
                     snapshot.host,
                     snapshot.sut,
-                    dom0.sut_digest(),
+                    current,
                 )
             return restored
     raise LabError(f"{snapshot.path}: no partition labelled {ROOT_LABEL!r} on its disks", hint="remove it and rerun")
