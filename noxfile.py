@@ -10,7 +10,7 @@ tiers rather than building environments, since the lab needs root and a machine-
   unit, integration, pipeline, scenario, slow   one tier (`--splits N --group K`: one shard of it, by the
             durations recorded in .ci/test_durations.json); what the CI pipelines' jobs call
   bench     per-phase timings of netboots (median of several runs), lab up/down times, the host install
-  suite     the kickstart regression suite on an installer plug-in (--installer DIR)
+  suite     the kickstart regression suite on an installer plug-in (--installer DIR; --on pv,hvm,bare)
   bench-gateway  the gateway reinstall per phase: seconds, CPU, I/O, peak memory, against a baseline
   lint      ruff, mypy, and the CI pipelines against their engines' schemas and actionlint
 """
@@ -195,14 +195,38 @@ def gateway_selection(posargs: list[str]) -> str:
     return f"{profile_set}-pv or {profile_set}-hvm"
 
 
+SUITE_MACHINES = {"pv": "on_pv_guest", "hvm": "on_hvm_guest", "bare": "on_bare_qemu"}
+
+
+def suite_selection(posargs: list[str]) -> tuple[list[str], list[str]]:
+    """`--on pv,hvm,bare` (default pv: the PV guests of a Xen host) as a pytest -k expression, and the rest."""
+    rest, machines = list(posargs), ["pv"]
+    if "--on" in rest:
+        at = rest.index("--on")
+        if at + 1 >= len(rest):
+            raise ValueError("--on needs a value: pv, hvm, bare or a comma-separated list of them")
+        machines = rest[at + 1].split(",")
+        del rest[at : at + 2]
+    unknown = sorted(set(machines) - set(SUITE_MACHINES))
+    if unknown:
+        raise ValueError(f"--on {','.join(machines)}: unknown {', '.join(unknown)} (pv, hvm, bare)")
+    return ["-k", " or ".join(SUITE_MACHINES[m] for m in machines)], rest
+
+
 @nox.session
 def suite(session: nox.Session) -> None:
     """The kickstart regression suite (kickstart_tests/) on an installer plug-in: `--installer DIR`, else the
-    lab's own; a verdict per case."""
+    lab's own; `--on pv,hvm,bare` the machines (default pv); a verdict per case.  The cases on Xen guests
+    share one host (one xdist group); bare machines run two at a time."""
     REPORTS.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "pytest", "scenarios/test_kickstart_suite.py", "-p", "no:cacheprovider", "-n", "2"]
+    try:
+        select, rest = suite_selection(list(session.posargs))
+    except ValueError as exc:
+        session.error(str(exc))
+    argv = [sys.executable, "-m", "pytest", "scenarios/test_kickstart_suite.py", "-p", "no:cacheprovider"]
+    argv += ["-n", "2", "--dist=loadgroup", *select]
     argv += [f"--junitxml={REPORTS}/suite.xml", f"--summary={REPORTS}/suite.summary.json", "--lab-retries=1", "-rs"]
-    code = run_lab_command(session, [*argv, *session.posargs])
+    code = run_lab_command(session, [*argv, *rest])
     if code != 0:
         session.error(f"the kickstart suite failed (pytest exit status {code}); reports in {REPORTS}/suite.*")
 

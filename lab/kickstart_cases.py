@@ -10,7 +10,9 @@ substitutions, and `NAME.sh`, a shell file of functions, each optional:
   expected_failure  prints a regular expression: the install must fail, its reason matching it
 
 Substitutions: @KSTEST_LIVEIMG@ (a `liveimg --url=` line for the lab's guest payload), @KSTEST_URL@ (that
-URL alone), @KSTEST_NETDEV1@ (the machine's NIC), @KSTEST_SERVER@ (the install server's base URL).  The
+URL alone), @KSTEST_NETDEV1@ (the machine's NIC), @KSTEST_SERVER@ (the install server's base URL),
+@KSTEST_IP@ and @KSTEST_NETMASK@ (the machine's address in the lab, for a static network), @KSTEST_NAMESERVER@
+(the install server, the lab's DNS).  The
 runner appends what AII's kickstarts end with, the `%post` that calls the install ack (how the plug-in
 says it is done: `[end] ack = "kickstart-post"`).
 
@@ -21,15 +23,21 @@ console pattern recognises; never a pass for a case that did not run.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from foundation.paths import REPO
+from images.catalog import PAYLOAD_FILES
 from lab.installer_plugin import InstallerPlugin
+
+if TYPE_CHECKING:
+    from lab.lab import Lab
 
 CASES = REPO / "kickstart_tests"
 SUBSTITUTION = re.compile(r"@KSTEST_[A-Z0-9_]+@")
@@ -98,6 +106,60 @@ def unsupported(reason: str, plugin: InstallerPlugin) -> str | None:
         if found:
             return found.group(1) if found.groups() else reason
     return None
+
+
+def values(
+    server_base: str, payload_url: str, *, netdev: str, address: ipaddress.IPv4Interface, nameserver: str
+) -> dict[str, str]:
+    """The substitutions of every case, for a machine whose NIC is `netdev` at `address` (its lab address)."""
+    return {
+        "KSTEST_LIVEIMG": f"liveimg --url={payload_url}",
+        "KSTEST_URL": payload_url,
+        "KSTEST_NETDEV1": netdev,
+        "KSTEST_SERVER": server_base,
+        "KSTEST_IP": str(address.ip),
+        "KSTEST_NETMASK": str(address.netmask),
+        "KSTEST_NAMESERVER": nameserver,
+    }
+
+
+def lab_values(lab: Lab, node: str, *, netdev: str = "eth0") -> dict[str, str]:
+    """`values` for a node of a running lab: its address, the lab's install server and guest payload."""
+    from lab.lab import PAYLOAD_DIR  # lab.lab is the heavy module this one is used beside, not under
+
+    payload = lab.server.url(f"{PAYLOAD_DIR}/{PAYLOAD_FILES['guest-payload']}")
+    address = ipaddress.IPv4Interface(f"{lab.ip(node)}/{lab.spec.subnet.prefixlen}")
+    return values(
+        lab.server.config.http_base, payload, netdev=netdev, address=address, nameserver=str(lab.network.server_ip)
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a case's install came to, whatever machine it ran on."""
+
+    stopped: str | None  # the installer's reason, when it stopped before its ack
+    result: str | None = None  # /root/RESULT of the installed system (None: it has none)
+
+
+PASS, FAIL, UNSUPPORTED = "pass", "fail", "unsupported"
+
+
+def verdict(case: Case, outcome: Outcome, plugin: InstallerPlugin) -> tuple[str, str]:
+    """pass, fail or unsupported, and why: a stop on a command the installer lacks is unsupported; a stop for
+    the reason the case names, when it must fail, is a pass; otherwise the verdict of its RESULT."""
+    must_fail = case.expected_failure()
+    if outcome.stopped is not None:
+        commands = unsupported(outcome.stopped, plugin)
+        if commands:
+            return UNSUPPORTED, commands
+        if must_fail is not None and must_fail.search(outcome.stopped):
+            return PASS, f"failed as it must: {outcome.stopped.splitlines()[0]}"
+        return FAIL, f"the install stopped: {outcome.stopped}"
+    if must_fail is not None:
+        return FAIL, f"the install succeeded; it must fail with a reason matching {must_fail.pattern!r}"
+    passed, why = validate(case, outcome.result)
+    return (PASS if passed else FAIL), why
 
 
 def validate(case: Case, result: str | None) -> tuple[bool, str]:

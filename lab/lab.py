@@ -141,6 +141,7 @@ class Lab:
         self.stack = ExitStack()
         self.vms: dict[str, Vm] = {}
         self._ssh: ssh.SshAccess | None = None
+        self._published: set[InstallerPlugin] = set()
         self.images: image_set.ImageSet
         self.slot: registry.LabSlot
         self.network: NetworkConfig
@@ -277,10 +278,20 @@ class Lab:
 
     # --- installs ------------------------------------------------------------------------------------------
     def serve_install(
-        self, name: str, *, kickstart: str, append: Iterable[str] = (), installer: InstallerPlugin | None = None
+        self,
+        name: str,
+        *,
+        kickstart: str,
+        append: Iterable[str] = (),
+        installer: InstallerPlugin | None = None,
+        console: str = "ttyS0",
+        over_http: bool = False,
     ) -> BootEntry:
         """Publish the node's installer and kickstart, and switch the node to install at its next boot: the
-        node's installer image with `ks=`, or an installer plug-in with the boot arguments of its dialect."""
+        node's installer image with `ks=`, or an installer plug-in with the boot arguments of its dialect.
+        `console`: the installer's console device (a Xen PV guest's is hvc0).  `over_http`: the entry names
+        kernel and initrd by their HTTP URLs (as the seed's AII entries do for pypxeboot), else by their
+        TFTP paths (what a NIC's PXELINUX fetches)."""
         ks = self.server.url(self.server.write(f"ks/{self.fqdn(name)}.ks", kickstart))
         if installer is None:
             node = self.spec.node(name)
@@ -293,11 +304,13 @@ class Lab:
             kernel = f"{installer.served_dir}/{Path(installer.kernel).name}"
             initrd = f"{installer.served_dir}/{Path(installer.initrd).name}"
             install = install_arguments(installer.dialect, ks=ks, nic="eth0")
+        if over_http:
+            kernel, initrd = self.server.url(kernel), self.server.url(initrd)
         entry = BootEntry(
             label=f"install-{name}",
             kernel=kernel,
             initrd=initrd,
-            append=(*install, "console=ttyS0", "panic=-1", *append),
+            append=(*install, f"console={console}", "panic=-1", *append),
         )
         self.server.nbp.configure(self.node_boot(name), entry)
         self.server.nbp.install(self.node_boot(name))
@@ -305,7 +318,11 @@ class Lab:
 
     def publish_installer(self, plugin: InstallerPlugin) -> None:
         """Serve an installer plug-in's kernel, initrd, updates image and stage2 under `plugin.served_dir`
-        (over HTTP and TFTP), where `lab.profiles.point_at` points AII's entries; the lab's own from its image."""
+        (over HTTP and TFTP), where `lab.profiles.point_at` points AII's entries; the lab's own from its image.
+        Once per lab: a file published again is briefly absent, and a machine may be fetching it."""
+        if plugin in self._published:
+            return
+        self._published.add(plugin)
         source = self.images.installer(plugin.image) if plugin.image else plugin.directory
         for name in (plugin.kernel, plugin.initrd, plugin.updates, plugin.stage2):
             if name and "://" not in name:

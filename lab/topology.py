@@ -214,7 +214,7 @@ def _install_server(source: Path, nodes: tuple[NodeFile, ...]) -> InstallServerP
 
 
 def _xen_host(source: Path, nodes: tuple[NodeFile, ...]) -> NodeFile:
-    hosts = [n for n in nodes if n.profile.get("/software/components/xen/domains")]
+    hosts = [n for n in nodes if n.profile.get("/software/components/xen/domains") is not None]  # empty: no guests now
     if len(hosts) != 1:
         raise PreflightError(
             f"{source}: expected one Xen host (a node with /software/components/xen/domains), "

@@ -129,7 +129,8 @@ def prepare(lab: Lab, gateway: Gateway) -> None:
         path = urllib.parse.urlsplit(url).path.lstrip("/") or f"profiles/profile_{node}.json"
         lab.server.write(path, (gateway.profiles / f"profile_{node}.json").read_text())
     lab.aii("configure", gateway.host.name, profiles=gateway.profiles, payload=HOST_PAYLOAD)
-    lab.aii("configure", *gateway.guests, profiles=gateway.profiles, payload=GUEST_PAYLOAD)
+    if gateway.guests:
+        lab.aii("configure", *gateway.guests, profiles=gateway.profiles, payload=GUEST_PAYLOAD)
     lab.aii("install", *nodes, profiles=gateway.profiles)
 
 

@@ -72,7 +72,7 @@ def gateway_profiles(request: pytest.FixtureRequest) -> Path:
     return chosen.resolve()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def installer(request: pytest.FixtureRequest) -> InstallerPlugin:
     """The installer plug-in the gateway scenarios install with: `--installer DIR`, else the lab's own."""
     chosen: Path | None = request.config.getoption("installer")

@@ -17,6 +17,9 @@ VALUES = {
     "KSTEST_URL": "http://gridinstall.xenlab.test/payload/guest.tar.zst",
     "KSTEST_NETDEV1": "eth0",
     "KSTEST_SERVER": "http://gridinstall.xenlab.test",
+    "KSTEST_IP": "10.77.0.60",
+    "KSTEST_NETMASK": "255.255.255.0",
+    "KSTEST_NAMESERVER": "10.77.0.1",
 }
 
 
