@@ -196,10 +196,11 @@ def gateway_selection(posargs: list[str]) -> str:
 
 
 SUITE_MACHINES = {"pv": "on_pv_guest", "hvm": "on_hvm_guest", "bare": "on_bare_qemu"}
+SUITE_MODULES = ("scenarios/test_kickstart_suite.py", "scenarios/test_kickstart_suite_hvm.py")
 
 
 def suite_selection(posargs: list[str]) -> tuple[list[str], list[str]]:
-    """`--on pv,hvm,bare` (default pv: the PV guests of a Xen host) as a pytest -k expression, and the rest."""
+    """`--on pv,hvm,bare` (default pv: the PV guests of a Xen host): the machines, and the other arguments."""
     rest, machines = list(posargs), ["pv"]
     if "--on" in rest:
         at = rest.index("--on")
@@ -210,21 +211,26 @@ def suite_selection(posargs: list[str]) -> tuple[list[str], list[str]]:
     unknown = sorted(set(machines) - set(SUITE_MACHINES))
     if unknown:
         raise ValueError(f"--on {','.join(machines)}: unknown {', '.join(unknown)} (pv, hvm, bare)")
-    return ["-k", " or ".join(SUITE_MACHINES[m] for m in machines)], rest
+    return machines, rest
 
 
 @nox.session
 def suite(session: nox.Session) -> None:
     """The kickstart regression suite (kickstart_tests/) on an installer plug-in: `--installer DIR`, else the
     lab's own; `--on pv,hvm,bare` the machines (default pv); a verdict per case.  The cases on Xen guests
-    share one host (one xdist group); bare machines run two at a time."""
+    share one host, two at a time, their phases shown as they pass; bare machines run two at a time, beside
+    them (one xdist group for the Xen host's)."""
     REPORTS.mkdir(parents=True, exist_ok=True)
     try:
-        select, rest = suite_selection(list(session.posargs))
+        machines, rest = suite_selection(list(session.posargs))
     except ValueError as exc:
         session.error(str(exc))
-    argv = [sys.executable, "-m", "pytest", "scenarios/test_kickstart_suite.py", "-p", "no:cacheprovider"]
-    argv += ["-n", "2", "--dist=loadgroup", *select]
+    argv = [sys.executable, "-m", "pytest", *SUITE_MODULES, "-p", "no:cacheprovider"]
+    argv += ["-k", " or ".join(SUITE_MACHINES[m] for m in machines)]
+    if "bare" in machines:
+        argv += ["-n", "2", "--dist=loadgroup"]
+    else:  # one process drives the host's cases: its log is the progress
+        argv += ["-o", "log_cli=true", "--log-cli-level=INFO"]
     argv += [f"--junitxml={REPORTS}/suite.xml", f"--summary={REPORTS}/suite.summary.json", "--lab-retries=1", "-rs"]
     code = run_lab_command(session, [*argv, *rest])
     if code != 0:

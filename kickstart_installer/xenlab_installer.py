@@ -7,9 +7,9 @@ kickstart named by `inst.ks=` or `ks=` on the kernel command line, parses it wit
 own parser), and
 carries out what AII generates: network, rootpw (crypted), sshkey, timezone, zerombr, clearpart, part
 (LVM physical volumes too), volgroup, logvol, liveimg --url (a tar payload), bootloader, %pre, %post
-(also --nochroot), reboot and poweroff.  A command it does not support stops the install with its name;
-nothing is skipped silently.  One progress line per step; on failure the reason goes to the console and
-to the install server (Anaconda's %onerror role), and the machine powers off.
+(also --nochroot), %onerror, reboot and poweroff.  A command it does not support stops the install with its
+name; nothing is skipped silently.  One progress line per step; on failure the kickstart's %onerror scripts
+run, the reason goes to the console and to the install server, and the machine stops.
 
 Standard library and pykickstart only: this file is copied alone into the initramfs.
 """
@@ -372,9 +372,9 @@ def bootloader(handler: Handler, disk: str, root: Part) -> None:
 
 
 def scripts(handler: Handler, section: str) -> None:
-    from pykickstart.constants import KS_SCRIPT_POST, KS_SCRIPT_PRE
+    from pykickstart.constants import KS_SCRIPT_ONERROR, KS_SCRIPT_POST, KS_SCRIPT_PRE
 
-    kind = {"pre": KS_SCRIPT_PRE, "post": KS_SCRIPT_POST}[section]
+    kind = {"pre": KS_SCRIPT_PRE, "post": KS_SCRIPT_POST, "onerror": KS_SCRIPT_ONERROR}[section]
     for n, script in enumerate(s for s in handler.scripts if s.type == kind):
         chroot = section == "post" and script.inChroot
         path = (TARGET if chroot else Path("/")) / f"tmp/ks-{section}-{n}.sh"
@@ -455,6 +455,27 @@ def install() -> str:
     text = fetch(url, "kickstart").decode()
     progress("kickstart", f"{url} ({len(text)} bytes)")
     handler = parse(text)
+    try:
+        return carry_out(handler)
+    except InstallError:
+        onerror(handler)
+        raise
+
+
+def onerror(handler: Handler) -> None:
+    """Anaconda's %onerror: after a failure of the install, each %onerror script runs (outside the installed
+    system, which is still mounted at /mnt/sysimage if the failure came after it was), whatever its status;
+    what they wrote is synced before the machine stops."""
+    try:
+        scripts(handler, "onerror")
+    except (InstallError, OSError, subprocess.SubprocessError) as exc:
+        print(f"XENLAB-INSTALL onerror: {exc}", flush=True)
+    subprocess.run(["sync"], check=False)
+    subprocess.run(["umount", str(TARGET)], check=False, capture_output=True)
+
+
+def carry_out(handler: Handler) -> str:
+    """What the parsed kickstart says, from %pre to %post; returns what to do at the end."""
     scripts(handler, "pre")
     disk = find_disk(handler)
     parts = partition(handler, disk)

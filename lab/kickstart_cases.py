@@ -7,7 +7,9 @@ substitutions, and `NAME.sh`, a shell file of functions, each optional:
   prepare KS DIR    may rewrite the kickstart (its path KS) into DIR; prints the path to use
   validate DIR      DIR holds RESULT, read from /root/RESULT of the installed system; exit 0 for a pass
                     (the default: RESULT says SUCCESS)
-  expected_failure  prints a regular expression: the install must fail, its reason matching it
+  expected_failure  prints a regular expression: the install must fail, its reason matching it; with a
+                    `validate` of its own too, RESULT is then read from what the failed install left
+                    (a %onerror script's work) and must pass it
 
 Substitutions: @KSTEST_LIVEIMG@ (a `liveimg --url=` line for the lab's guest payload), @KSTEST_URL@ (that
 URL alone), @KSTEST_NETDEV1@ (the machine's NIC), @KSTEST_SERVER@ (the install server's base URL),
@@ -57,6 +59,11 @@ class Case:
             ["bash", "-c", script, self.name, *args], capture_output=True, text=True, cwd=cwd, timeout=120, check=False
         )
         return proc.returncode, proc.stdout.strip() or proc.stderr.strip()
+
+    def defines(self, function: str) -> bool:
+        """Whether the case's shell file has the function (without running it)."""
+        script = f". {shlex.quote(str(self.sh))}; type {function} >/dev/null 2>&1"
+        return subprocess.run(["bash", "-c", script], capture_output=True, timeout=60, check=False).returncode == 0
 
     def kernel_args(self) -> list[str]:
         status, out = self.call("kernel_args")
@@ -139,10 +146,15 @@ class Outcome:
     """What a case's install came to, whatever machine it ran on."""
 
     stopped: str | None  # the installer's reason, when it stopped before its ack
-    result: str | None = None  # /root/RESULT of the installed system (None: it has none)
+    result: str | None = None  # /root/RESULT on the machine's disk (None: none, or not read)
 
 
 PASS, FAIL, UNSUPPORTED = "pass", "fail", "unsupported"
+
+
+def reads_result_after_a_stop(case: Case) -> bool:
+    """A case that must fail and checks what the failed install left: its RESULT is read after the stop."""
+    return case.expected_failure() is not None and case.defines("validate")
 
 
 def verdict(case: Case, outcome: Outcome, plugin: InstallerPlugin) -> tuple[str, str]:
@@ -154,7 +166,11 @@ def verdict(case: Case, outcome: Outcome, plugin: InstallerPlugin) -> tuple[str,
         if commands:
             return UNSUPPORTED, commands
         if must_fail is not None and must_fail.search(outcome.stopped):
-            return PASS, f"failed as it must: {outcome.stopped.splitlines()[0]}"
+            said = f"failed as it must: {outcome.stopped.splitlines()[0]}"
+            if not case.defines("validate"):
+                return PASS, said
+            passed, why = validate(case, outcome.result)  # what the failed install left (%onerror's work)
+            return (PASS if passed else FAIL), f"{said}; then {why}"
         return FAIL, f"the install stopped: {outcome.stopped}"
     if must_fail is not None:
         return FAIL, f"the install succeeded; it must fail with a reason matching {must_fail.pattern!r}"

@@ -191,7 +191,7 @@ class XenSuite:
             since = time.monotonic()
             self._serve(case, name, work)
             self._create(name, work)
-            return self._follow(name, work, since)
+            return self._follow(case, name, work, since)
         finally:
             self._remove(name)
 
@@ -224,7 +224,7 @@ class XenSuite:
                 said = (proc.stdout + proc.stderr).strip().splitlines()[-6:]
                 raise ProductFailure(f"{name}: ncm-ncd --configure xen failed in dom0:\n" + "\n".join(said))
 
-    def _follow(self, name: str, work: Path, since: float) -> Outcome:
+    def _follow(self, case: Case, name: str, work: Path, since: float) -> Outcome:
         lab = self.lab
         console = GuestConsoleLog(
             self.ssh,
@@ -248,17 +248,27 @@ class XenSuite:
         except PhaseTimeout:
             raise  # no reason from the installer: the case errs, it is not judged
         except ProductFailure as exc:  # its failure report, a failure line of its console, its domain's end
-            return Outcome(stopped=str(exc))
-        with lab.timeline.phase(name, "install-done"):
+            if not kstest.reads_result_after_a_stop(case):
+                return Outcome(stopped=str(exc))
+            self._wait_end(name, "stopped", or_destroy=True)  # an installer may wait at its error
+            with lab.timeline.phase(name, "read-result"):
+                return Outcome(stopped=str(exc), result=self._read(name, "/root/RESULT"))
+        self._wait_end(name, "acked")
+        with lab.timeline.phase(name, "read-result"):
+            return Outcome(stopped=None, result=self._read(name, "/root/RESULT"))
+
+    def _wait_end(self, name: str, after: str, *, or_destroy: bool = False) -> None:
+        """Until the domain has ended by its own reboot or power-off (`or_destroy`: else it is destroyed)."""
+        with self.lab.timeline.phase(name, "install-done"):
             deadline = time.monotonic() + ENDED_S
             while domain_running(self.ssh, name):
                 if self.stop.is_set():
                     raise Stopped(f"{name}: the suite was stopped")
-                if time.monotonic() > deadline:
-                    raise PhaseTimeout(f"{name}: acked, and still running {ENDED_S} s later (no reboot or power-off)")
+                if time.monotonic() > deadline and or_destroy:
+                    run([*self.ssh, f"xl destroy {shlex.quote(name)}"], check=False, timeout=60)
+                elif time.monotonic() > deadline:
+                    raise PhaseTimeout(f"{name}: {after}, and still running {ENDED_S} s later (no reboot or power-off)")
                 time.sleep(3)
-        with lab.timeline.phase(name, "read-result"):
-            return Outcome(stopped=None, result=self._read(name, "/root/RESULT"))
 
     def _read(self, name: str, path: str) -> str | None:
         """A file of the guest's root file system (label `root`), read from its disk in dom0."""

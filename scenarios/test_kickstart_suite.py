@@ -8,59 +8,32 @@ never passed.  `./xenlab suite [--installer DIR]` runs them all.
 
 * `test_case_on_pv_guest` (the default tier): a PV guest of the lab's Xen host, made by ncm-xen and booted by
   pypxeboot (`scenario_steps.kickstart_on_xen`), two at a time on one host restored from its snapshot.
-* `test_case_on_hvm_guest` (slow): an HVM guest of the same kind of host, netbooting from its NIC's PXE ROM.
+* `test_case_on_hvm_guest` (slow, `test_kickstart_suite_hvm.py`): an HVM guest of the same kind of host,
+  netbooting from its NIC's PXE ROM.
 * `test_case_on_bare_qemu` (slow): a bare QEMU machine netbooting from its NIC's PXE ROM.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from foundation.errors import ProductFailure
-from foundation.paths import new_run_dir
-from lab import capacity, disk_files
+from lab import disk_files
 from lab import kickstart_cases as kstest
 from lab.installer_plugin import InstallerPlugin
 from lab.lab import Lab, LabSpec, NodeSpec
 from lab.vm import DiskConfig
 from netboot_stack.events import Kind
-from scenario_steps.kickstart_on_xen import HVM, PV, GuestKind, XenSuite, node_name, xen_suite
+from scenario_steps.kickstart_on_xen import PV, XenSuite
+from scenarios.kstest_common import CASES, judge, run_on, suite_on
 
 pytestmark = pytest.mark.scenario
 
-CASES = kstest.cases()
 NODE = "kstest"
 INSTALL_S = 900
-
-
-def judge(case: kstest.Case, outcome: kstest.Outcome, installer: InstallerPlugin) -> None:
-    kind, why = kstest.verdict(case, outcome, installer)
-    if kind == kstest.UNSUPPORTED:
-        pytest.skip(f"unsupported by this installer: {why}")
-    assert kind == kstest.PASS, f"{case.name}: {why}"
-
-
-def selected_cases(session: pytest.Session, test_name: str) -> list[kstest.Case]:
-    """The cases of `test_name` this session runs (`-k` and friends applied), in order."""
-    found = [
-        item.callspec.params["case"]
-        for item in session.items
-        if isinstance(item, pytest.Function) and item.originalname == test_name and hasattr(item, "callspec")
-    ]
-    return [c for c in found if isinstance(c, kstest.Case)]
-
-
-@contextmanager
-def suite_on(kind: GuestKind, request: pytest.FixtureRequest, installer: InstallerPlugin) -> Iterator[XenSuite]:
-    """One Xen host for every case of the session on guests of `kind`, queued from the start so that two run
-    at once."""
-    cases = selected_cases(request.session, f"test_case_on_{kind.name}_guest")
-    with capacity.xen_host_slot(), xen_suite(installer, new_run_dir(f"kstest-{kind.name}"), cases, kind) as suite:
-        yield suite
 
 
 @pytest.fixture(scope="module")
@@ -69,34 +42,12 @@ def pv_suite(request: pytest.FixtureRequest, installer: InstallerPlugin) -> Iter
         yield suite
 
 
-@pytest.fixture(scope="module")
-def hvm_suite(request: pytest.FixtureRequest, installer: InstallerPlugin) -> Iterator[XenSuite]:
-    with suite_on(HVM, request, installer) as suite:
-        yield suite
-
-
-def run_on(
-    suite: XenSuite, case: kstest.Case, installer: InstallerPlugin, record: Callable[[str, object], None]
-) -> None:
-    record("artifacts", str(suite.run_dir / node_name(case)))
-    judge(case, suite.outcome(case), installer)
-
-
 @pytest.mark.starts_xen_host
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_case_on_pv_guest(
     case: kstest.Case, installer: InstallerPlugin, pv_suite: XenSuite, record_property: Callable[[str, object], None]
 ) -> None:
     run_on(pv_suite, case, installer, record_property)
-
-
-@pytest.mark.slow
-@pytest.mark.starts_xen_host
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_case_on_hvm_guest(
-    case: kstest.Case, installer: InstallerPlugin, hvm_suite: XenSuite, record_property: Callable[[str, object], None]
-) -> None:
-    run_on(hvm_suite, case, installer, record_property)
 
 
 @pytest.mark.slow
@@ -113,7 +64,11 @@ def test_case_on_bare_qemu(case: kstest.Case, installer: InstallerPlugin, run_di
         try:
             lab.wait_event(NODE, kind=Kind.ACK, phase="install", timeout=INSTALL_S)
         except ProductFailure as exc:
-            judge(case, kstest.Outcome(stopped=str(exc)), installer)
+            result = None
+            if kstest.reads_result_after_a_stop(case):
+                vm.wait_exit(phase="install-stopped", timeout=300)
+                result = disk_files.root_file(vm.disk_path(vm.config.disks[0]), "/root/RESULT", tmp_path)
+            judge(case, kstest.Outcome(stopped=str(exc), result=result), installer)
             return
         vm.wait_exit(phase="install-done", timeout=300)  # reboot or power-off: QEMU runs with -no-reboot
         result = disk_files.root_file(vm.disk_path(vm.config.disks[0]), "/root/RESULT", tmp_path)

@@ -239,3 +239,18 @@ def test_an_updates_image_that_climbs_out_of_the_root_is_refused(tmp_path: Path)
     (tmp_path / "srv" / "updates.img").write_bytes(b"not an archive")
     with serving(directory(tmp_path / "srv")) as address, pytest.raises(inst.InstallError, match="not a"):
         inst.apply_updates(f"http://{address}/updates.img", root)
+
+
+def test_onerror_scripts_run_after_a_failure_whatever_their_own_status(
+    tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inst, "TARGET", tmp_path / "sysimage")
+    first, second = tmp_path / "first", tmp_path / "second"
+    handler = inst.parse(
+        "part / --size=1024 --label=root\n"
+        f"%onerror\necho one > {first}\nexit 7\n%end\n"
+        f"%onerror --interpreter=/bin/bash\necho two > {second}\n%end\n"
+        "%post\necho never\n%end\n"
+    )
+    inst.onerror(handler)
+    assert first.read_text() == "one\n" and second.read_text() == "two\n"  # the first one's status stopped nothing

@@ -76,3 +76,32 @@ def test_the_installers_own_words_for_a_missing_command_make_a_case_unsupported(
     reason = "phase 'install': kstest reported: install-failed unsupported kickstart command(s): lang, user"
     assert kstest.unsupported(reason, ours) == "lang, user"
     assert kstest.unsupported("install-failed the partitions need 999999 MiB", ours) is None
+
+
+def test_the_verdict_of_each_kind_of_outcome() -> None:
+    plugin = installer_plugin.load(installer_plugin.DEFAULT)
+    by_name = {c.name: c for c in kstest.cases()}
+    stopped = "ks-x: fatal console output: XENLAB-INSTALL-FAILED %post script 1 failed with status 4"
+    unsupported = "ks-lang reported: install-failed unsupported kickstart command(s): lang"
+    cases = [
+        ("rootpw", kstest.Outcome(None, "SUCCESS\n"), kstest.PASS),
+        ("rootpw", kstest.Outcome(None, "root's hash differs\n"), kstest.FAIL),
+        ("rootpw", kstest.Outcome(None, None), kstest.FAIL),  # no RESULT is never a pass
+        ("rootpw", kstest.Outcome(stopped), kstest.FAIL),  # it must not stop
+        ("lang", kstest.Outcome(unsupported), kstest.UNSUPPORTED),
+        ("onerror", kstest.Outcome(stopped, "SUCCESS\n"), kstest.PASS),  # stopped as it must, %onerror did its work
+        ("onerror", kstest.Outcome(stopped, None), kstest.FAIL),  # stopped as it must, %onerror left nothing
+        ("onerror", kstest.Outcome(stopped.replace("status 4", "status 1"), "SUCCESS\n"), kstest.FAIL),  # other reason
+        ("onerror", kstest.Outcome(None, "SUCCESS\n"), kstest.FAIL),  # it must stop
+        ("post-erroronfail", kstest.Outcome(stopped.replace("status 4", "status 3")), kstest.PASS),
+    ]
+    got = [(name, kstest.verdict(by_name[name], outcome, plugin)[0]) for name, outcome, _ in cases]
+    assert got == [(name, expected) for name, _, expected in cases]
+    assert kstest.verdict(by_name["lang"], kstest.Outcome(unsupported), plugin)[1] == "lang"
+
+
+def test_only_a_case_that_must_fail_and_validates_reads_its_disk_after_the_stop() -> None:
+    by_name = {c.name: c for c in kstest.cases()}
+    assert kstest.reads_result_after_a_stop(by_name["onerror"])
+    assert not kstest.reads_result_after_a_stop(by_name["post-erroronfail"])  # no validate of its own
+    assert not kstest.reads_result_after_a_stop(by_name["network-static"])  # a validate, but it must not fail
