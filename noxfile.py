@@ -226,7 +226,10 @@ def suite(session: nox.Session) -> None:
     except ValueError as exc:
         session.error(str(exc))
     argv = [sys.executable, "-m", "pytest", *SUITE_MODULES, "-p", "no:cacheprovider"]
-    argv += ["-k", " or ".join(SUITE_MACHINES[m] for m in machines)]
+    on = " or ".join(SUITE_MACHINES[m] for m in machines)
+    own = [rest[i + 1] for i, a in enumerate(rest[:-1]) if a == "-k"]  # pytest keeps only the last -k: merge
+    rest = [a for i, a in enumerate(rest) if a != "-k" and (i == 0 or rest[i - 1] != "-k")]
+    argv += ["-k", f"({on}) and ({') and ('.join(own)})" if own else on]
     if "bare" in machines:
         argv += ["-n", "2", "--dist=loadgroup"]
     else:  # one process drives the host's cases: its log is the progress

@@ -294,9 +294,9 @@ class XenSuite:
 
 
 @contextmanager
-def xen_suite(plugin: InstallerPlugin, run_dir: Path, cases: Iterable[Case], kind: GuestKind) -> Iterator[XenSuite]:
-    """A lab with the seed's Xen host ready (from its snapshot when one fits) and every case's guest node,
-    running `cases` on guests of `kind` (more may be asked for later); everything taken down on the way out."""
+def xen_suite(plugin: InstallerPlugin, run_dir: Path, kind: GuestKind) -> Iterator[XenSuite]:
+    """A lab with the seed's Xen host ready (from its snapshot when one fits) and every case's guest node, to
+    run cases on guests of `kind` (`XenSuite.start`); everything taken down on the way out."""
     chosen = gateway.plan(SEED, kind.name)
     host_only = Gateway(chosen.topology, chosen.host.with_guests(()))
     spec = host_only.spec(f"kstest-{kind.name}")
@@ -308,7 +308,6 @@ def xen_suite(plugin: InstallerPlugin, run_dir: Path, cases: Iterable[Case], kin
             log.info("the suite's Xen host is ready (from %s); %d cases at a time", started, PARALLEL)
             suite = XenSuite(lab, served, plugin, run_dir, kind)
             try:
-                suite.start(cases)
                 yield suite
             finally:
                 suite.close()

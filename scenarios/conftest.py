@@ -12,6 +12,7 @@ from foundation.paths import REPO
 from lab import capacity, installer_plugin
 from lab.installer_plugin import InstallerPlugin
 from scenario_steps.gateway import START_POINTS
+from scenarios.marks import NEXT_ITEM
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,6 +42,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 XEN_HOST_GROUP = "xen-host"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
+    """Let a test see the next one its process runs (the kickstart suite starts that case beside its own)."""
+    item.stash[NEXT_ITEM] = nextitem
+    yield
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -4,7 +4,7 @@ machine's Xen-host slot with it)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -14,6 +14,7 @@ from lab import capacity
 from lab import kickstart_cases as kstest
 from lab.installer_plugin import InstallerPlugin
 from scenario_steps.kickstart_on_xen import GuestKind, XenSuite, node_name, xen_suite
+from scenarios.marks import NEXT_ITEM
 
 CASES = kstest.cases()
 
@@ -25,27 +26,20 @@ def judge(case: kstest.Case, outcome: kstest.Outcome, installer: InstallerPlugin
     assert kind == kstest.PASS, f"{case.name}: {why}"
 
 
-def selected_cases(session: pytest.Session, test_name: str) -> list[kstest.Case]:
-    """The cases of `test_name` this session runs (`-k` and friends applied), in order."""
-    found = [
-        item.callspec.params["case"]
-        for item in session.items
-        if isinstance(item, pytest.Function) and item.originalname == test_name and hasattr(item, "callspec")
-    ]
-    return [c for c in found if isinstance(c, kstest.Case)]
-
-
 @contextmanager
 def suite_on(kind: GuestKind, request: pytest.FixtureRequest, installer: InstallerPlugin) -> Iterator[XenSuite]:
-    """One Xen host for every case of the session on guests of `kind`, queued from the start so that two run
-    at once."""
-    cases = selected_cases(request.session, f"test_case_on_{kind.name}_guest")
-    with capacity.xen_host_slot(), xen_suite(installer, new_run_dir(f"kstest-{kind.name}"), cases, kind) as suite:
+    """One Xen host for the module's cases on guests of `kind`."""
+    with capacity.xen_host_slot(), xen_suite(installer, new_run_dir(f"kstest-{kind.name}"), kind) as suite:
         yield suite
 
 
-def run_on(
-    suite: XenSuite, case: kstest.Case, installer: InstallerPlugin, record: Callable[[str, object], None]
-) -> None:
-    record("artifacts", str(suite.run_dir / node_name(case)))
+def run_on(suite: XenSuite, case: kstest.Case, installer: InstallerPlugin, request: pytest.FixtureRequest) -> None:
+    """The case's verdict; the case this process runs next starts now beside it (two at a time, and never a
+    case no test of this process waits for)."""
+    test = request.node
+    test.user_properties.append(("artifacts", str(suite.run_dir / node_name(case))))
+    after = test.stash.get(NEXT_ITEM, None)
+    same = isinstance(after, pytest.Function) and after.originalname == getattr(test, "originalname", None)
+    ahead = after.callspec.params.get("case") if same and hasattr(after, "callspec") else None
+    suite.start([case, *([ahead] if isinstance(ahead, kstest.Case) else [])])
     judge(case, suite.outcome(case), installer)

@@ -15,7 +15,7 @@ never passed.  `./xenlab suite [--installer DIR]` runs them all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,9 +45,9 @@ def pv_suite(request: pytest.FixtureRequest, installer: InstallerPlugin) -> Iter
 @pytest.mark.starts_xen_host
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_case_on_pv_guest(
-    case: kstest.Case, installer: InstallerPlugin, pv_suite: XenSuite, record_property: Callable[[str, object], None]
+    case: kstest.Case, installer: InstallerPlugin, pv_suite: XenSuite, request: pytest.FixtureRequest
 ) -> None:
-    run_on(pv_suite, case, installer, record_property)
+    run_on(pv_suite, case, installer, request)
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ module, so that the PV cases' host (`test_kickstart_suite.py`) is down before th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -26,6 +26,6 @@ def hvm_suite(request: pytest.FixtureRequest, installer: InstallerPlugin) -> Ite
 @pytest.mark.starts_xen_host
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_case_on_hvm_guest(
-    case: kstest.Case, installer: InstallerPlugin, hvm_suite: XenSuite, record_property: Callable[[str, object], None]
+    case: kstest.Case, installer: InstallerPlugin, hvm_suite: XenSuite, request: pytest.FixtureRequest
 ) -> None:
-    run_on(hvm_suite, case, installer, record_property)
+    run_on(hvm_suite, case, installer, request)
