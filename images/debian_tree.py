@@ -99,6 +99,11 @@ def keep_only_modules(rootfs: Path, keep: Iterable[str]) -> None:
     run(["chroot", rootfs, "depmod", release])
 
 
+def purge(rootfs: Path, packages: Iterable[str]) -> None:
+    """Remove installed packages the tree does not use, by dpkg (which refuses one something still needs)."""
+    run(["chroot", rootfs, "dpkg", "--purge", *packages], timeout=600)
+
+
 def pack(rootfs: Path, tarball: Path) -> None:
     """The tree as the zstd tarball `liveimg --url` points at."""
     run(["tar", "--zstd", "--numeric-owner", "-C", rootfs, "-cf", tarball, "."], timeout=1800)

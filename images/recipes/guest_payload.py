@@ -3,6 +3,10 @@ reads at the guest's local boot), OpenSSH and the lab's network service, as a zs
 
 The initrd carries only what a PV guest's root needs (xen-blkfront, ext4), and the kernel modules keep only
 what a PV guest loads: ext4, Xen's block and network front ends, device-mapper, crypto and library code.
+Nothing the installed system does not use at all: `usrmerge` and the Perl it brings go (a fifth of the
+tree; mmdebstrap merged /usr already, `usr-is-merged` says so to init-system-helpers), and udev's
+generated hardware database (no hardware to look up in a PV guest).  Every byte left is unpacked by each
+guest's install under emulation.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 from images import debian_tree, debs, mmdebstrap, store
 
 PACKAGES = (
+    "usr-is-merged",  # init-system-helpers' other alternative to usrmerge, purged below
     "linux-image-amd64",
     "systemd-sysv",
     "udev",
@@ -40,6 +45,16 @@ KEEP_MODULES = (
     "drivers/net/xen-netfront.ko",
 )
 UNITS = ("xenlab-ready.service",)
+# usrmerge (chosen for init-system-helpers while the essential packages go in) and what only it needs.
+UNUSED_PACKAGES = (
+    "usrmerge",
+    "libfile-find-rule-perl",
+    "libnumber-compare-perl",
+    "libtext-glob-perl",
+    "perl",
+    "perl-modules-5.36",
+    "libperl5.36",
+)
 
 
 def build() -> Path:
@@ -57,12 +72,15 @@ def build() -> Path:
             debian_tree.fresh_ssh_host_keys(root)
             debian_tree.drop_timers(root)
             debian_tree.keep_only_modules(root, KEEP_MODULES)
+            debian_tree.purge(root, UNUSED_PACKAGES)
+            (root / "usr/lib/udev/hwdb.bin").unlink(missing_ok=True)  # made by udev's postinst, owned by nothing
             debian_tree.pack(root, out / "guest.tar.zst")
 
     inputs = {
         "packages": [d.as_input() for d in resolved],
         "initrd": list(INITRD_MODULES),
         "modules": list(KEEP_MODULES),
+        "purged": list(UNUSED_PACKAGES),
         "recipe": store.source_digest(
             Path(__file__),
             Path(mmdebstrap.__file__),
