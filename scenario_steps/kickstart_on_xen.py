@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from foundation.errors import LabError, PhaseTimeout, ProductFailure
@@ -53,6 +53,7 @@ GUEST_DISK_MIB = 8192  # sparse: the cases' partitions and the payload, not the 
 DISK_DIR = "/var/lib/xenlab/kstest"
 BOOTLOADER = "/usr/bin/pypxeboot"
 ENDED_S = 300  # from the ack to the domain's end (its reboot or power-off)
+MAX_UNANSWERED = 12  # SSH questions to dom0 in a row without an answer before the lab is called broken
 READ_RESULT = REPO / "lab" / "guest_disk_file.py"  # sent to dom0's python3
 
 
@@ -125,6 +126,7 @@ class _Watch:
     stop: threading.Event
     interval: float = 5.0
     _last: float = 0.0
+    _unanswered: list[int] = field(default_factory=lambda: [0])
 
     def check(self) -> None:
         if self.stop.is_set():
@@ -133,7 +135,7 @@ class _Watch:
         if time.monotonic() - self._last < self.interval:
             return
         self._last = time.monotonic()
-        if not domain_running(self.ssh, self.name):
+        if not still_running(self.ssh, self.name, self._unanswered):
             time.sleep(1)  # xenconsoled's last lines
             self.console.fetch()
             self.console.interval = 0
@@ -144,8 +146,28 @@ class _Watch:
             )
 
 
-def domain_running(ssh: list[str], name: str) -> bool:
-    return run([*ssh, f"xl domid {shlex.quote(name)}"], check=False, timeout=60).returncode == 0
+def domain_running(ssh: list[str], name: str) -> bool | None:
+    """Whether dom0's xl has the domain; None when dom0 did not answer (SSH under load is not an answer)."""
+    ask = f"if xl domid {shlex.quote(name)} >/dev/null 2>&1; then echo RUNNING; else echo GONE; fi"
+    try:
+        said = run([*ssh, ask], check=False, timeout=60).stdout.split()
+    except LabError:
+        return None
+    return {"RUNNING": True, "GONE": False}.get(said[-1]) if said else None
+
+
+def still_running(ssh: list[str], name: str, unanswered: list[int]) -> bool:
+    """`domain_running`, where an unanswered question counts as running until dom0 has not answered
+    `MAX_UNANSWERED` times in a row (then the lab is broken: LabError)."""
+    state = domain_running(ssh, name)
+    if state is not None:
+        unanswered[:] = [0]
+        return state
+    unanswered[:] = [unanswered[0] + 1]
+    if unanswered[0] >= MAX_UNANSWERED:
+        raise LabError(f"{name}: dom0 did not answer over SSH {MAX_UNANSWERED} times in a row")
+    log.warning("%s: dom0 did not answer whether the domain runs (%d); asking again", name, unanswered[0])
+    return True
 
 
 class XenSuite:
@@ -260,8 +282,8 @@ class XenSuite:
     def _wait_end(self, name: str, after: str, *, or_destroy: bool = False) -> None:
         """Until the domain has ended by its own reboot or power-off (`or_destroy`: else it is destroyed)."""
         with self.lab.timeline.phase(name, "install-done"):
-            deadline = time.monotonic() + ENDED_S
-            while domain_running(self.ssh, name):
+            deadline, unanswered = time.monotonic() + ENDED_S, [0]
+            while still_running(self.ssh, name, unanswered):
                 if self.stop.is_set():
                     raise Stopped(f"{name}: the suite was stopped")
                 if time.monotonic() > deadline and or_destroy:

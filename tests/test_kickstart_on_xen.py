@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from foundation.errors import LabError
 from lab import kickstart_cases as kstest
 from quattor.ncm.components import xen_model
 from quattor.ncm.components.xen import render
@@ -49,3 +52,20 @@ def test_every_case_gets_a_guest_ncm_xen_accepts_with_its_own_address(kind: on_x
     assert len({n.host for n in nodes}) == len(nodes) == len(kstest.cases())
     for node in nodes:
         assert f'name = "{node.name}"' in xl_config(kind, node.name)
+
+
+def test_a_domain_is_gone_only_when_xl_says_so_not_when_dom0_does_not_answer(tmp_path: Path) -> None:
+    xl = tmp_path / "xl"
+    xl.write_text('#!/bin/sh\n[ "$1" = domid ] && [ "$2" = ks-up ]\n')
+    xl.chmod(0o755)
+    dom0 = ["env", f"PATH={tmp_path}:/usr/bin:/bin", "sh", "-c"]  # the SSH hop, replaced by a local shell
+    assert on_xen.domain_running(dom0, "ks-up") is True
+    assert on_xen.domain_running(dom0, "ks-gone") is False
+    silent = ["sh", "-c", "exit 255", "ssh"]  # what ssh does when its connection drops: no answer at all
+    assert on_xen.domain_running(silent, "ks-up") is None
+    unanswered = [0]
+    for _ in range(on_xen.MAX_UNANSWERED - 1):
+        assert on_xen.still_running(silent, "ks-up", unanswered)  # counted as running meanwhile
+    with pytest.raises(LabError, match="did not answer"):
+        on_xen.still_running(silent, "ks-up", unanswered)
+    assert on_xen.still_running(dom0, "ks-gone", [5]) is False  # an answer resets the count and decides
