@@ -1,4 +1,5 @@
-"""The kickstart suite's cases on PV guests of the lab's Xen host: each made by ncm-xen, booted by pypxeboot.
+"""The kickstart suite's cases on guests of the lab's Xen host: each made by ncm-xen; a PV guest booted by
+pypxeboot, an HVM guest by its NIC's PXE ROM (`GuestKind`).
 
 One Xen host serves the whole suite: the seed's, sized as in the gateway run (so the snapshot of its
 installed disks that run keeps is this one's too: `gateway.reinstall(start_from="host-installed")`, which
@@ -13,7 +14,8 @@ the installer installs from the case's kickstart, acks, and reboots or powers of
 What the verdict is made of (`kickstart_cases.verdict`): the installer's reason if it stopped (its report
 to the install server, or a failure line of its console as xenconsoled logged it in dom0: the plug-in's
 `[console] failure` patterns), else /root/RESULT read from the guest's disk in dom0.  Then the domain, its
-disk and its config go.  `PARALLEL` cases run at once: each guest has one vCPU, the host two.
+disk and its config go.  `PARALLEL` cases run at once (each guest has one vCPU, the host two): a test
+starts its own case and the next one its process runs (`XenSuite.start`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import shlex
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -53,6 +55,7 @@ GUEST_DISK_MIB = 8192  # sparse: the cases' partitions and the payload, not the 
 DISK_DIR = "/var/lib/xenlab/kstest"
 BOOTLOADER = "/usr/bin/pypxeboot"
 ENDED_S = 300  # from the ack to the domain's end (its reboot or power-off)
+CLOSE_S = 120
 MAX_UNANSWERED = 12  # SSH questions to dom0 in a row without an answer before the lab is called broken
 READ_RESULT = REPO / "lab" / "guest_disk_file.py"  # sent to dom0's python3
 
@@ -198,9 +201,13 @@ class XenSuite:
         return self._futures[case.name].result()
 
     def close(self) -> None:
-        """Stop: cases not begun are dropped, running ones end at their next check."""
+        """Stop: cases not begun are dropped, running ones end at their next check (a case inside a long SSH
+        command is waited for at most `CLOSE_S`: the lab's teardown then ends the command with the host)."""
         self.stop.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        running = [f for f in self._futures.values() if not f.done()]
+        if running and wait(running, timeout=CLOSE_S).not_done:
+            log.warning("%d case(s) still in an SSH command to dom0: the lab's teardown ends them", len(running))
 
     # --- one case ------------------------------------------------------------------------------------------
     def _run(self, case: Case) -> Outcome:
