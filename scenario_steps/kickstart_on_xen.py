@@ -38,9 +38,9 @@ from lab import host_snapshot
 from lab import kickstart_cases as kstest
 from lab.installer_plugin import InstallerPlugin
 from lab.kickstart_cases import Case, Outcome
-from lab.lab import Lab, NodeSpec
-from lab.profiles import HVM_SERIAL_LOG
-from lab.remote_console import CONSOLE_LOG, GuestConsoleLog
+from lab.kstest_guests import DISK_DIR, GuestKind, case_nodes, node_name, still_running
+from lab.lab import Lab
+from lab.remote_console import GuestConsoleLog
 from netboot_stack.events import Kind
 from scenario_steps import gateway
 from scenario_steps.gateway import Gateway
@@ -49,70 +49,9 @@ from scenario_steps.host_install import SEED
 log = logging.getLogger("xenlab.kstest-xen")
 
 PARALLEL = 2
-FIRST_HOST_NUMBER = 100  # the cases' guests: addresses .100 and up of the host's subnet
-GUEST_MEMORY_MIB = 512
-GUEST_DISK_MIB = 8192  # sparse: the cases' partitions and the payload, not the size, are what is written
-DISK_DIR = "/var/lib/xenlab/kstest"
-BOOTLOADER = "/usr/bin/pypxeboot"
 ENDED_S = 300  # from the ack to the domain's end (its reboot or power-off)
 CLOSE_S = 120
-MAX_UNANSWERED = 12  # SSH questions to dom0 in a row without an answer before the lab is called broken
 READ_RESULT = REPO / "lab" / "guest_disk_file.py"  # sent to dom0's python3
-
-
-def node_name(case: Case) -> str:
-    return f"ks-{case.name}"
-
-
-def case_nodes(cases: Iterable[Case], installer: str) -> tuple[NodeSpec, ...]:
-    """The lab nodes of the cases' guests: every case of the suite, selected or not, so that a case keeps its
-    address whichever others run."""
-    return tuple(NodeSpec(node_name(c), host=FIRST_HOST_NUMBER + i, installer=installer) for i, c in enumerate(cases))
-
-
-def _file_disk(name: str, device: str) -> list[dict[str, object]]:
-    return [
-        {"type": "file", "guestdevice": device, "path": f"{DISK_DIR}/{name}.img", "size": GUEST_DISK_MIB, "rw": "w"}
-    ]
-
-
-@dataclass(frozen=True)
-class GuestKind:
-    """How a case's guest boots: a PV guest through pypxeboot, or an HVM guest through its NIC's PXE ROM."""
-
-    name: str  # pv or hvm
-    console: str  # the installer's console device
-    over_http: bool  # the entry names kernel and initrd by URL (pypxeboot) or by TFTP path (PXELINUX)
-    console_log: str  # where dom0 keeps the guest's console
-    install_s: float  # from the guest's start to its ack, two at a time on the host's two emulated vCPUs
-
-    def domain(self, name: str, mac: str) -> dict[str, object]:
-        """The guest as a site's profile declares one (the 2007 list form of ncm-xen's `domains`, as the
-        seed's); it ends at its installer's reboot or power-off."""
-        common: dict[str, object] = {"name": name, "memory": GUEST_MEMORY_MIB, "vcpus": 1, "on_reboot": "destroy"}
-        if self.name == "pv":
-            return common | {
-                "bootloader": BOOTLOADER,
-                "bootargs": "vif[0]",
-                "vif": [f"mac={mac},bridge=xenbr0"],
-                "on_crash": "destroy",
-                "disk": _file_disk(name, "xvda"),
-            }
-        return common | {
-            "type": "hvm",
-            "boot": "nc",  # its NIC's PXE first
-            "vif": [f"mac={mac},bridge=xenbr0,model=e1000"],
-            "serial": f"file:{self.console_log.format(name=name)}",
-            "vga": "none",
-            "vnc": False,
-            "sdl": False,
-            "disk": _file_disk(name, "hda"),
-        }
-
-
-PV = GuestKind("pv", "hvc0", True, CONSOLE_LOG, 1200)
-HVM = GuestKind("hvm", "ttyS0", False, HVM_SERIAL_LOG, 2400)
-KINDS = {k.name: k for k in (PV, HVM)}
 
 
 class Stopped(LabError):
@@ -147,30 +86,6 @@ class _Watch:
                 f"{self.name}: the domain ended before its install ack\n"
                 f"--- last console lines ({self.console.copy}) ---\n{self.console.tail()}"
             )
-
-
-def domain_running(ssh: list[str], name: str) -> bool | None:
-    """Whether dom0's xl has the domain; None when dom0 did not answer (SSH under load is not an answer)."""
-    ask = f"if xl domid {shlex.quote(name)} >/dev/null 2>&1; then echo RUNNING; else echo GONE; fi"
-    try:
-        said = run([*ssh, ask], check=False, timeout=60).stdout.split()
-    except LabError:
-        return None
-    return {"RUNNING": True, "GONE": False}.get(said[-1]) if said else None
-
-
-def still_running(ssh: list[str], name: str, unanswered: list[int]) -> bool:
-    """`domain_running`, where an unanswered question counts as running until dom0 has not answered
-    `MAX_UNANSWERED` times in a row (then the lab is broken: LabError)."""
-    state = domain_running(ssh, name)
-    if state is not None:
-        unanswered[:] = [0]
-        return state
-    unanswered[:] = [unanswered[0] + 1]
-    if unanswered[0] >= MAX_UNANSWERED:
-        raise LabError(f"{name}: dom0 did not answer over SSH {MAX_UNANSWERED} times in a row")
-    log.warning("%s: dom0 did not answer whether the domain runs (%d); asking again", name, unanswered[0])
-    return True
 
 
 class XenSuite:
@@ -329,7 +244,8 @@ def xen_suite(plugin: InstallerPlugin, run_dir: Path, kind: GuestKind) -> Iterat
     chosen = gateway.plan(SEED, kind.name)
     host_only = Gateway(chosen.topology, chosen.host.with_guests(()))
     spec = host_only.spec(f"kstest-{kind.name}")
-    spec = replace(spec, nodes=(*spec.nodes, *case_nodes(kstest.cases(), plugin.image or "installer")))
+    guests = case_nodes(kstest.cases(), plugin.image or "installer", kind.route)
+    spec = replace(spec, nodes=(*spec.nodes, *guests))
     with Lab(spec, run_dir=run_dir) as lab:
         served = gateway.lab_profiles(lab, host_only, run_dir / "profiles", plugin)
         with gateway.xen_state_saved(lab, served.host.name):

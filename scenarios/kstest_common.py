@@ -13,7 +13,8 @@ from foundation.paths import new_run_dir
 from lab import capacity
 from lab import kickstart_cases as kstest
 from lab.installer_plugin import InstallerPlugin
-from scenario_steps.kickstart_on_xen import GuestKind, XenSuite, node_name, xen_suite
+from lab.kstest_guests import GuestKind, node_name
+from scenario_steps.kickstart_on_xen import XenSuite, xen_suite
 from scenarios.marks import NEXT_ITEM
 
 CASES = kstest.cases()

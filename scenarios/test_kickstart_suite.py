@@ -24,10 +24,11 @@ from foundation.errors import ProductFailure
 from lab import disk_files
 from lab import kickstart_cases as kstest
 from lab.installer_plugin import InstallerPlugin
+from lab.kstest_guests import PV
 from lab.lab import Lab, LabSpec, NodeSpec
 from lab.vm import DiskConfig
 from netboot_stack.events import Kind
-from scenario_steps.kickstart_on_xen import PV, XenSuite
+from scenario_steps.kickstart_on_xen import XenSuite
 from scenarios.kstest_common import CASES, judge, run_on, suite_on
 
 pytestmark = pytest.mark.scenario

@@ -10,7 +10,8 @@ import pytest
 
 from lab import kickstart_cases as kstest
 from lab.installer_plugin import InstallerPlugin
-from scenario_steps.kickstart_on_xen import HVM, XenSuite
+from lab.kstest_guests import HVM
+from scenario_steps.kickstart_on_xen import XenSuite
 from scenarios.kstest_common import CASES, run_on, suite_on
 
 pytestmark = pytest.mark.scenario

@@ -9,10 +9,10 @@ import pytest
 
 from foundation.errors import LabError
 from lab import kickstart_cases as kstest
+from lab import kstest_guests as on_xen
 from quattor.ncm.components import xen_model
 from quattor.ncm.components.xen import render
 from quattor.profile import Profile
-from scenario_steps import kickstart_on_xen as on_xen
 
 MAC = "52:54:00:01:00:65"
 
