@@ -106,8 +106,12 @@ class XenSuite:
         lab.publish_installer(plugin)
 
     def start(self, cases: Iterable[Case]) -> None:
+        """Queue cases not yet run; one the lab broke under (a LabError: a retry asks for it again) runs anew."""
         for case in cases:
-            if case.name not in self._futures:
+            before = self._futures.get(case.name)
+            if before is None or (
+                before.done() and not before.cancelled() and isinstance(before.exception(), LabError)
+            ):
                 self._futures[case.name] = self._pool.submit(self._run, case)
 
     def outcome(self, case: Case) -> Outcome:
