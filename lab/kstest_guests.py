@@ -10,22 +10,23 @@ import logging
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-from foundation.errors import LabError
+from foundation.errors import LabError, PreflightError
 from foundation.process import run
 from lab.kickstart_cases import Case
 from lab.lab import NodeSpec
 from lab.profiles import HVM_SERIAL_LOG
 from lab.remote_console import CONSOLE_LOG
 from netboot_stack.config import Route
+from quattor.ncm.components import xen_model
+from quattor.profile import load
 
 log = logging.getLogger("xenlab.kstest-guests")
 
 FIRST_HOST_NUMBER = 100  # the cases' guests: addresses .100 and up of the host's subnet
-GUEST_MEMORY_MIB = 512
 GUEST_DISK_MIB = 8192  # sparse: the cases' partitions and the payload, not the size, are what is written
 DISK_DIR = "/var/lib/xenlab/kstest"
-BOOTLOADER = "/usr/bin/pypxeboot"
 MAX_UNANSWERED = 12  # SSH questions to dom0 in a row without an answer before the lab is called broken
 
 
@@ -59,13 +60,14 @@ class GuestKind:
     console_log: str  # where dom0 keeps the guest's console
     install_s: float  # from the guest's start to its ack, two at a time on the host's two emulated vCPUs
 
-    def domain(self, name: str, mac: str) -> dict[str, object]:
+    def domain(self, name: str, mac: str, shape: GuestShape) -> dict[str, object]:
         """The guest as a site's profile declares one (the 2007 list form of ncm-xen's `domains`, as the
-        seed's); it ends at its installer's reboot or power-off."""
-        common: dict[str, object] = {"name": name, "memory": GUEST_MEMORY_MIB, "vcpus": 1, "on_reboot": "destroy"}
+        seed's), shaped as the host's profile shapes its own guests of the kind; it ends at its installer's
+        reboot or power-off."""
+        common: dict[str, object] = {"name": name, "memory": shape.memory_mib, "vcpus": 1, "on_reboot": "destroy"}
         if self.name == "pv":
             return common | {
-                "bootloader": BOOTLOADER,
+                "bootloader": shape.bootloader,
                 "bootargs": "vif[0]",
                 "vif": [f"mac={mac},bridge=xenbr0"],
                 "on_crash": "destroy",
@@ -81,6 +83,29 @@ class GuestKind:
             "sdl": False,
             "disk": _file_disk(name, "hda"),
         }
+
+
+@dataclass(frozen=True)
+class GuestShape:
+    """What the host's profile gives its own guests of a kind, read by ncm-xen's reader: their memory, and
+    a PV guest's bootloader (pypxeboot, by whatever path the site installs it)."""
+
+    memory_mib: int
+    bootloader: str | None
+
+
+def shape_of(host_profile: Path, guest: str) -> GuestShape:
+    """The shape of the host's domain `guest` (one of the kind the suite runs), as its profile declares it."""
+    profile = load(host_profile)
+    domains = xen_model.read(profile.reader("/software/components/xen")).domains
+    options = next(d.options for d in domains if d.options.name == guest)
+    bootloader = dict(options.strings).get("bootloader")
+    if options.type == "pv" and not bootloader:
+        raise PreflightError(
+            f"{host_profile}: domain {guest} has no bootloader",
+            hint="the suite's PV guests boot as the profile's own do: through pypxeboot as their bootloader",
+        )
+    return GuestShape(options.memory, bootloader)
 
 
 PV = GuestKind("pv", "hvc0", True, Route.PXELINUX, CONSOLE_LOG, 1200)  # pypxeboot reads the pxelinux entry
@@ -99,15 +124,22 @@ def domain_running(ssh: list[str], name: str) -> bool | None:
     return {"RUNNING": True, "GONE": False}.get(said[-1]) if said else None
 
 
-def still_running(ssh: list[str], name: str, unanswered: list[int]) -> bool:
-    """`domain_running`, where an unanswered question counts as running until dom0 has not answered
-    `MAX_UNANSWERED` times in a row (then the lab is broken: LabError)."""
-    state = domain_running(ssh, name)
-    if state is not None:
-        unanswered[:] = [0]
-        return state
-    unanswered[:] = [unanswered[0] + 1]
-    if unanswered[0] >= MAX_UNANSWERED:
-        raise LabError(f"{name}: dom0 did not answer over SSH {MAX_UNANSWERED} times in a row")
-    log.warning("%s: dom0 did not answer whether the domain runs (%d); asking again", name, unanswered[0])
-    return True
+@dataclass
+class DomainWatch:
+    """Whether a domain still runs, where an unanswered question counts as running until dom0 has not
+    answered `MAX_UNANSWERED` times in a row (then the lab is broken: LabError)."""
+
+    ssh: list[str]
+    name: str
+    unanswered: int = 0
+
+    def running(self) -> bool:
+        state = domain_running(self.ssh, self.name)
+        if state is not None:
+            self.unanswered = 0
+            return state
+        self.unanswered += 1
+        if self.unanswered >= MAX_UNANSWERED:
+            raise LabError(f"{self.name}: dom0 did not answer over SSH {MAX_UNANSWERED} times in a row")
+        log.warning("%s: dom0 did not answer whether the domain runs (%d); asking again", self.name, self.unanswered)
+        return True

@@ -77,9 +77,9 @@ class GuestConsoleLog:
         with self.copy.open("a") as out:
             out.write(chunk)
 
-    def check(self) -> None:
-        """Fetch if `interval` has passed; raise at a failure line, log each progress line once."""
-        if time.monotonic() - self._last_fetch < self.interval:
+    def check(self, *, now: bool = False) -> None:
+        """Fetch if `interval` has passed (or `now`); raise at a failure line, log each progress line once."""
+        if not now and time.monotonic() - self._last_fetch < self.interval:
             return
         self.fetch()
         end = self.text.rfind("\n") + 1

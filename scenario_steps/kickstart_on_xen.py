@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from foundation.errors import LabError, PhaseTimeout, ProductFailure
@@ -38,7 +38,7 @@ from lab import host_snapshot
 from lab import kickstart_cases as kstest
 from lab.installer_plugin import InstallerPlugin
 from lab.kickstart_cases import Case, Outcome
-from lab.kstest_guests import DISK_DIR, GuestKind, case_nodes, node_name, still_running
+from lab.kstest_guests import DISK_DIR, DomainWatch, GuestKind, GuestShape, case_nodes, node_name, shape_of
 from lab.lab import Lab
 from lab.remote_console import GuestConsoleLog
 from netboot_stack.events import Kind
@@ -63,27 +63,24 @@ class _Watch:
     """A case's guest while the lab waits for its ack: its console's failure lines, its domain's end."""
 
     console: GuestConsoleLog
-    ssh: list[str]
-    name: str
+    domain: DomainWatch
     stop: threading.Event
     interval: float = 5.0
     _last: float = 0.0
-    _unanswered: list[int] = field(default_factory=lambda: [0])
 
     def check(self) -> None:
+        name = self.domain.name
         if self.stop.is_set():
-            raise Stopped(f"{self.name}: the suite was stopped")
+            raise Stopped(f"{name}: the suite was stopped")
         self.console.check()
         if time.monotonic() - self._last < self.interval:
             return
         self._last = time.monotonic()
-        if not still_running(self.ssh, self.name, self._unanswered):
+        if not self.domain.running():
             time.sleep(1)  # xenconsoled's last lines
-            self.console.fetch()
-            self.console.interval = 0
-            self.console.check()  # a failure line it printed before it ended is its reason
+            self.console.check(now=True)  # a failure line it printed before it ended is its reason
             raise ProductFailure(
-                f"{self.name}: the domain ended before its install ack\n"
+                f"{name}: the domain ended before its install ack\n"
                 f"--- last console lines ({self.console.copy}) ---\n{self.console.tail()}"
             )
 
@@ -91,9 +88,12 @@ class _Watch:
 class XenSuite:
     """Runs cases on guests of a ready Xen host, `PARALLEL` at a time; each case's `Outcome` a future."""
 
-    def __init__(self, lab: Lab, gateway: Gateway, plugin: InstallerPlugin, run_dir: Path, kind: GuestKind) -> None:
+    def __init__(
+        self, lab: Lab, gateway: Gateway, plugin: InstallerPlugin, run_dir: Path, kind: GuestKind, shape: GuestShape
+    ) -> None:
         self.lab = lab
         self.kind = kind
+        self.shape = shape
         self.host = gateway.host.name
         self.host_profile = json.loads((gateway.profiles / f"profile_{self.host}.json").read_text())
         self.plugin = plugin
@@ -157,7 +157,7 @@ class XenSuite:
             )
             profile = json.loads(json.dumps(self.host_profile))
             xen = profile["software"]["components"]["xen"]
-            xen["domains"] = [self.kind.domain(name, lab.mac(name))]
+            xen["domains"] = [self.kind.domain(name, lab.mac(name), self.shape)]
             xen["create_domains"] = True
             lab.server.write(f"profiles/kstest/{name}.json", json.dumps(profile))
 
@@ -182,7 +182,7 @@ class XenSuite:
             progress=self.plugin.progress,
             path=self.kind.console_log.format(name=name),
         )
-        watch = _Watch(console, self.ssh, name, self.stop)
+        watch = _Watch(console, DomainWatch(self.ssh, name), self.stop)
         try:
             with lab.timeline.phase(name, "install-and-ack"):
                 lab.server.events.wait_for(
@@ -208,8 +208,8 @@ class XenSuite:
     def _wait_end(self, name: str, after: str, *, or_destroy: bool = False) -> None:
         """Until the domain has ended by its own reboot or power-off (`or_destroy`: else it is destroyed)."""
         with self.lab.timeline.phase(name, "install-done"):
-            deadline, unanswered = time.monotonic() + ENDED_S, [0]
-            while still_running(self.ssh, name, unanswered):
+            deadline, domain = time.monotonic() + ENDED_S, DomainWatch(self.ssh, name)
+            while domain.running():
                 if self.stop.is_set():
                     raise Stopped(f"{name}: the suite was stopped")
                 if time.monotonic() > deadline and or_destroy:
@@ -246,6 +246,7 @@ def xen_suite(plugin: InstallerPlugin, run_dir: Path, kind: GuestKind) -> Iterat
     """A lab with the seed's Xen host ready (from its snapshot when one fits) and every case's guest node, to
     run cases on guests of `kind` (`XenSuite.start`); everything taken down on the way out."""
     chosen = gateway.plan(SEED, kind.name)
+    shape = shape_of(chosen.host.path, chosen.host.guests[0].name)  # as the profile shapes its own guests
     host_only = Gateway(chosen.topology, chosen.host.with_guests(()))
     spec = host_only.spec(f"kstest-{kind.name}")
     guests = case_nodes(kstest.cases(), plugin.image or "installer", kind.route)
@@ -255,7 +256,7 @@ def xen_suite(plugin: InstallerPlugin, run_dir: Path, kind: GuestKind) -> Iterat
         with gateway.xen_state_saved(lab, served.host.name):
             started = gateway.reinstall(lab, served, start_from=host_snapshot.PHASE)
             log.info("the suite's Xen host is ready (from %s); %d cases at a time", started, PARALLEL)
-            suite = XenSuite(lab, served, plugin, run_dir, kind)
+            suite = XenSuite(lab, served, plugin, run_dir, kind, shape)
             try:
                 yield suite
             finally:

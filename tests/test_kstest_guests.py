@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from foundation.errors import LabError
+from foundation.errors import LabError, PreflightError
+from foundation.paths import REPO
 from lab import kickstart_cases as kstest
 from lab import kstest_guests as on_xen
 from quattor.ncm.components import xen_model
@@ -17,8 +19,17 @@ from quattor.profile import Profile
 MAC = "52:54:00:01:00:65"
 
 
+SEED = REPO / "profiles"
+WESTGRID = SEED / "westgrid"
+SHAPES = {  # as the seed's host profile gives its own guests of each kind (the 2007 list form)
+    "pv": on_xen.shape_of(SEED / "profile_cagxen01.json", "cagnode50"),
+    "hvm": on_xen.shape_of(SEED / "profile_cagxen01.json", "cagnode52"),
+}
+
+
 def xl_config(kind: on_xen.GuestKind, name: str = "ks-lvm") -> str:
-    tree = {"software": {"components": {"xen": {"create_domains": True, "domains": [kind.domain(name, MAC)]}}}}
+    declared = kind.domain(name, MAC, SHAPES[kind.name])
+    tree = {"software": {"components": {"xen": {"create_domains": True, "domains": [declared]}}}}
     profile = Profile(tree, "kstest")
     config = xen_model.read(profile.reader("/software/components/xen"))
     assert not profile.warnings, profile.warnings
@@ -63,9 +74,28 @@ def test_a_domain_is_gone_only_when_xl_says_so_not_when_dom0_does_not_answer(tmp
     assert on_xen.domain_running(dom0, "ks-gone") is False
     silent = ["sh", "-c", "exit 255", "ssh"]  # what ssh does when its connection drops: no answer at all
     assert on_xen.domain_running(silent, "ks-up") is None
-    unanswered = [0]
+    watch = on_xen.DomainWatch(silent, "ks-up")
     for _ in range(on_xen.MAX_UNANSWERED - 1):
-        assert on_xen.still_running(silent, "ks-up", unanswered)  # counted as running meanwhile
+        assert watch.running()  # counted as running meanwhile
     with pytest.raises(LabError, match="did not answer"):
-        on_xen.still_running(silent, "ks-up", unanswered)
-    assert on_xen.still_running(dom0, "ks-gone", [5]) is False  # an answer resets the count and decides
+        watch.running()
+    answered = on_xen.DomainWatch(dom0, "ks-gone", unanswered=5)
+    assert answered.running() is False and answered.unanswered == 0  # an answer resets the count and decides
+
+
+def test_the_guests_shape_comes_from_the_hosts_profile_in_either_form() -> None:
+    assert SHAPES["pv"] == on_xen.GuestShape(512, "/usr/bin/pypxeboot")  # the seed's 2007 list form
+    assert SHAPES["hvm"].bootloader is None  # an HVM guest boots from its NIC's ROM
+    domains = json.loads((WESTGRID / "profile_vmhost07.json").read_text())["software"]["components"]["xen"]
+    name, entry = next(iter(domains["domains"].items()))  # the nlist form, keyed by config name
+    shape = on_xen.shape_of(WESTGRID / "profile_vmhost07.json", entry["options"]["name"])
+    assert shape == on_xen.GuestShape(entry["options"]["memory"], entry["options"]["bootloader"]), name
+
+
+def test_a_pv_guest_without_a_bootloader_in_the_profile_is_refused(tmp_path: Path) -> None:
+    tree = json.loads((SEED / "profile_cagxen01.json").read_text())
+    for domain in tree["software"]["components"]["xen"]["domains"]:
+        domain.pop("bootloader", None)
+    (tmp_path / "host.json").write_text(json.dumps(tree))
+    with pytest.raises(PreflightError, match="cagnode50 has no bootloader"):
+        on_xen.shape_of(tmp_path / "host.json", "cagnode50")
