@@ -5,11 +5,14 @@ It runs as the installer initramfs's program.  It brings the NIC up by DHCP, app
 by `inst.updates=` or `updates=` (its files overlay the installer's, then it starts again), fetches the
 kickstart named by `inst.ks=` or `ks=` on the kernel command line, parses it with pykickstart (Anaconda's
 own parser), and
-carries out what AII generates: network, rootpw (crypted), sshkey, timezone, zerombr, clearpart, part
-(LVM physical volumes too), volgroup, logvol, liveimg --url (a tar payload), bootloader, %pre, %post
-(also --nochroot), %onerror, reboot and poweroff.  A command it does not support stops the install with its
-name; nothing is skipped silently.  One progress line per step; on failure the kickstart's %onerror scripts
-run, the reason goes to the console and to the install server, and the machine stops.
+carries out what AII generates and what a site's own kickstarts commonly add: network, rootpw (crypted),
+sshkey, user, group, services, lang, timezone, zerombr, clearpart, part (swap and LVM physical volumes too),
+volgroup, logvol, liveimg --url (a tar payload), bootloader, %pre, %post (also --nochroot), %onerror, reboot
+and poweroff.  As Anaconda does, every file system the kickstart names is made and mounted at its mount
+point under /mnt/sysimage before the payload goes in, and the installed fstab names them all.  A command it
+does not support stops the install with its name; nothing is skipped silently.  One progress line per step;
+on failure the kickstart's %onerror scripts run, the reason goes to the console and to the install server, and
+the machine stops.
 
 Standard library and pykickstart only: this file is copied alone into the initramfs.
 """
@@ -39,6 +42,10 @@ SUPPORTED = {
     "network",
     "rootpw",
     "sshkey",
+    "user",
+    "group",
+    "services",
+    "lang",
     "timezone",
     "zerombr",
     "clearpart",
@@ -85,14 +92,30 @@ def parse(text: str) -> Handler:
         parser.readKickstartFromString(text)
     except KickstartError as exc:
         raise InstallError(f"kickstart does not parse: {exc}") from None
-    names: dict[int, set[str]] = {}  # aliases share one command object (text/graphical, reboot/poweroff…)
-    for name, cmd in parser.handler.commands.items():
-        if getattr(cmd, "seen", False):
-            names.setdefault(id(cmd), set()).add(name)
-    unsupported = sorted(min(aliases) for aliases in names.values() if not aliases & SUPPORTED)
+    seen = [aliases for aliases, cmd in command_aliases(parser.handler) if getattr(cmd, "seen", False)]
+    unsupported = sorted(min(aliases) for aliases in seen if not aliases & SUPPORTED)
     if unsupported:
         raise InstallError(f"unsupported kickstart command(s): {', '.join(unsupported)}")
     return parser.handler
+
+
+def command_aliases(handler: Handler) -> list[tuple[set[str], Any]]:
+    """pykickstart's commands, each with all its names (aliases share one object: text/graphical/cmdline,
+    reboot/poweroff/halt/shutdown, part/partition)."""
+    by_object: dict[int, tuple[set[str], Any]] = {}
+    for name, cmd in handler.commands.items():
+        by_object.setdefault(id(cmd), (set(), cmd))[0].add(name)
+    return list(by_object.values())
+
+
+def command_table() -> list[tuple[str, bool]]:
+    """Every command of pykickstart's handler for the newest kickstart version, and whether this installer
+    carries it out (`--commands` prints it)."""
+    from pykickstart.version import makeVersion
+
+    return sorted(
+        (name, bool(aliases & SUPPORTED)) for aliases, _ in command_aliases(makeVersion()) for name in aliases
+    )
 
 
 @dataclass(frozen=True)
@@ -115,9 +138,7 @@ def plan(handler: Handler, disk_mib: int) -> list[Part]:
     for number, p in enumerate(handler.partition.partitions, 1):
         if not p.size and not p.grow:
             raise InstallError(f"partition {p.mountpoint} has no --size")
-        fstype = None if p.mountpoint.startswith("pv.") else (p.fstype or "ext4")
-        if fstype not in (None, "ext4", "ext3", "ext2", "swap"):
-            raise InstallError(f"partition {p.mountpoint}: file system {fstype} is not supported")
+        fstype = None if p.mountpoint.startswith("pv.") else filesystem_type(p.mountpoint, p.fstype, "partition")
         parts.append(Part(p.mountpoint, int(p.size or 1), bool(p.grow), fstype, p.label or None, number))
     if len(parts) > 4:
         raise InstallError("more than 4 partitions need an extended partition, which is not supported")
@@ -125,6 +146,48 @@ def plan(handler: Handler, disk_mib: int) -> list[Part]:
     if needed > disk_mib:
         raise InstallError(f"the partitions need {needed} MiB but the disk has {disk_mib} MiB")
     return parts
+
+
+FILESYSTEMS = ("ext4", "ext3", "ext2", "swap")
+
+
+def filesystem_type(mountpoint: str, fstype: str, what: str) -> str:
+    """The file system a `part` or `logvol` gets: its --fstype, swap for `swap`, else ext4 (Anaconda's default
+    is its platform's; the lab's payloads are ext4 systems)."""
+    chosen = "swap" if mountpoint == "swap" else (fstype or "ext4")
+    if chosen not in FILESYSTEMS:
+        raise InstallError(f"{what} {mountpoint}: file system {chosen} is not supported ({', '.join(FILESYSTEMS)})")
+    if mountpoint != "swap" and not mountpoint.startswith("/"):
+        raise InstallError(f"{what} {mountpoint}: a mount point must be absolute, or swap")
+    return chosen
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A file system or swap area the install made: where it is mounted and how the installed fstab names it."""
+
+    mountpoint: str  # "/", "/var", "/srv"; "swap"
+    device: str  # /dev/xvda2, /dev/mapper/vg0-srv
+    fstype: str
+    spec: str  # LABEL=root, UUID=…, /dev/mapper/vg0-srv
+
+    @property
+    def mounted(self) -> bool:
+        return self.mountpoint.startswith("/")
+
+    def fstab_line(self) -> str:
+        if not self.mounted:
+            return f"{self.spec} none swap defaults 0 0"
+        return f"{self.spec} {self.mountpoint} {self.fstype} defaults 0 {1 if self.mountpoint == '/' else 2}"
+
+
+def mount_order(volumes: list[Volume]) -> list[Volume]:
+    """Parents before children (/ before /var before /var/log), as the installed system mounts them."""
+    return sorted((v for v in volumes if v.mounted), key=lambda v: (len(Path(v.mountpoint).parts), v.mountpoint))
+
+
+def fstab(volumes: list[Volume]) -> str:
+    return "".join(v.fstab_line() + "\n" for v in (*mount_order(volumes), *(v for v in volumes if not v.mounted)))
 
 
 def sfdisk_script(parts: list[Part]) -> str:
@@ -210,12 +273,14 @@ def part_device(disk: str, number: int) -> str:
     return f"/dev/{disk}{'p' if disk[-1].isdigit() else ''}{number}"
 
 
-def partition(handler: Handler, disk: str) -> list[Part]:
+def partition(handler: Handler, disk: str) -> list[Volume]:
+    """Partitions, volume groups and logical volumes, each with its file system or swap area made."""
     disk_mib = int((SYS_BLOCK / disk / "size").read_text()) * 512 // MiB
     parts = plan(handler, disk_mib)
     if handler.zerombr.zerombr or handler.clearpart.initAll:
         run(["wipefs", "-a", f"/dev/{disk}"], what="clearing the disk")
     run(["sfdisk", "-q", "--wipe", "always", f"/dev/{disk}"], what="partitioning", input=sfdisk_script(parts).encode())
+    volumes = []
     for p in parts:
         dev = part_device(disk, p.number)
         for _ in range(50):
@@ -224,10 +289,9 @@ def partition(handler: Handler, disk: str) -> list[Part]:
             time.sleep(0.1)
         if p.is_pv:
             run(["pvcreate", "-ff", "-y", dev], what=f"physical volume {dev}")
-        elif p.fstype == "swap":
-            run(["mkswap", dev], what=f"swap on {dev}")
         else:
-            run([f"mkfs.{p.fstype}", "-q", "-F", *(["-L", p.label] if p.label else []), dev], what=f"file system {dev}")
+            assert p.fstype is not None  # only physical volumes have none
+            volumes.append(make_filesystem(p.name, dev, p.fstype, p.label))
         progress("partition", f"{p.name} on {dev} ({'rest of disk' if p.grow else f'{p.size_mib} MiB'})")
     pvs = {p.name: part_device(disk, p.number) for p in parts if p.is_pv}
     for vg in handler.volgroup.vgList:
@@ -237,9 +301,42 @@ def partition(handler: Handler, disk: str) -> list[Part]:
         run(["vgcreate", "-y", vg.vgname, *devices], what=f"volume group {vg.vgname}")
         progress("volgroup", f"{vg.vgname} on {', '.join(devices)}")
     for lv in handler.logvol.lvList:
-        run(["lvcreate", "-y", "-L", f"{lv.size}M", "-n", lv.name, lv.vgname], what=f"logical volume {lv.name}")
-        progress("logvol", f"{lv.vgname}/{lv.name} ({lv.size} MiB)")
-    return parts
+        fstype = filesystem_type(lv.mountpoint, lv.fstype, "logvol")
+        size = ["-L", f"{lv.size}M"]
+        if lv.percent or lv.grow:
+            size = ["-l", f"{lv.percent or 100}%FREE"]
+        run(["lvcreate", "-y", "-Wy", *size, "-n", lv.name, lv.vgname], what=f"logical volume {lv.name}")
+        device = f"/dev/mapper/{lv.vgname.replace('-', '--')}-{lv.name.replace('-', '--')}"
+        volumes.append(make_filesystem(lv.mountpoint, device, fstype, lv.label or None, spec=device))
+        progress("logvol", f"{lv.vgname}/{lv.name} ({' '.join(size[1:])}) for {lv.mountpoint}")
+    return volumes
+
+
+def make_filesystem(mountpoint: str, device: str, fstype: str, label: str | None, spec: str = "") -> Volume:
+    """mkfs or mkswap on `device`; the fstab names it by `spec`, else its label, else its UUID."""
+    labelled = ["-L", label] if label else []
+    if fstype == "swap":
+        run(["mkswap", *labelled, device], what=f"swap on {device}")
+    else:
+        run([f"mkfs.{fstype}", "-q", "-F", *labelled, device], what=f"file system {device}")
+    if not spec:
+        uuid = run(["blkid", "-s", "UUID", "-o", "value", device], what=f"the UUID of {device}").strip()
+        spec = f"LABEL={label}" if label else f"UUID={uuid}"
+    return Volume(mountpoint, device, fstype, spec)
+
+
+def mount_all(volumes: list[Volume]) -> None:
+    for v in mount_order(volumes):
+        where = TARGET / v.mountpoint.lstrip("/")
+        where.mkdir(parents=True, exist_ok=True)
+        run(["mount", "-t", v.fstype, v.device, str(where)], what=f"mounting {v.mountpoint}")
+    progress("mount", ", ".join(f"{v.mountpoint} ({v.device})" for v in mount_order(volumes)))
+
+
+def unmount_all(volumes: list[Volume]) -> None:
+    """Children before parents; quietly, as it also runs after a failure (what is not mounted stays so)."""
+    for v in reversed(mount_order(volumes)):
+        subprocess.run(["umount", str(TARGET / v.mountpoint.lstrip("/"))], check=False, capture_output=True)
 
 
 def payload(handler: Handler) -> None:
@@ -302,63 +399,149 @@ def _compression(url: str) -> list[str]:
     return []
 
 
-def configure_target(handler: Handler, parts: list[Part], disk: str) -> None:
-    fstab = [
-        f"LABEL={p.label} {p.name} {p.fstype} defaults 0 {1 if p.name == '/' else 2}"
-        for p in parts
-        if p.label and not p.is_pv and p.fstype != "swap"
-    ]
-    (TARGET / "etc/fstab").write_text("\n".join(fstab) + "\n")
+def configure_target(handler: Handler, volumes: list[Volume]) -> None:
+    """The installed system's own configuration, in Anaconda's order: storage, network, time, language,
+    accounts, services (the target's /dev, /proc and /sys are bound: its own tools run in it)."""
+    (TARGET / "etc/fstab").write_text(fstab(volumes))
+    configure_network(handler)
+    configure_timezone(handler.timezone.timezone)
+    configure_language(handler.lang.lang)
+    configure_accounts(handler)
+    configure_services(handler.services.enabled, handler.services.disabled)
+    progress("configure", "fstab, hostname, network, time zone, language, accounts, ssh keys, services")
+
+
+def configure_network(handler: Handler) -> None:
     net = handler.network.network[0] if handler.network.network else None
     if net and net.hostname:
         (TARGET / "etc/hostname").write_text(net.hostname.split(".")[0] + "\n")
         (TARGET / "etc/hosts").write_text(
             f"127.0.0.1 localhost\n{net.ip or '127.0.1.1'} {net.hostname} {net.hostname.split('.')[0]}\n"
         )
+    (TARGET / "etc/xenlab").mkdir(exist_ok=True)
     if net:
-        (TARGET / "etc/xenlab").mkdir(exist_ok=True)
         (TARGET / "etc/xenlab/network.env").write_text(
             f"DEVICE={net.device or 'eth0'}\nBOOTPROTO={net.bootProto or 'dhcp'}\nIP={net.ip or ''}\n"
             f"NETMASK={net.netmask or ''}\nNAMESERVER={(net.nameserver or '').split(',')[0]}\n"
         )
     server = urllib.parse.urlsplit(cmdline_arg("inst.ks", "ks") or "")
-    (TARGET / "etc/xenlab").mkdir(exist_ok=True)
     (TARGET / "etc/xenlab/install-server.env").write_text(f"INSTALL_SERVER={server.scheme}://{server.netloc}\n")
+
+
+ZONE_NAME = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
+
+
+def configure_timezone(zone: str) -> None:
+    """/etc/localtime links to the payload's zone, /etc/timezone names it (Debian's tzdata reads both)."""
+    if not zone:
+        return
+    if not ZONE_NAME.match(zone) or not (TARGET / "usr/share/zoneinfo" / zone).is_file():
+        raise InstallError(f"timezone {zone!r} is not a zone of the payload (no /usr/share/zoneinfo/{zone})")
+    (TARGET / "etc/localtime").unlink(missing_ok=True)
+    (TARGET / "etc/localtime").symlink_to(f"/usr/share/zoneinfo/{zone}")
+    (TARGET / "etc/timezone").write_text(zone + "\n")
+
+
+LOCALE_NAME = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?(\.[A-Za-z0-9-]+)?(@[a-z]+)?$")
+
+
+def configure_language(lang: str) -> None:
+    """`lang`: LANG in /etc/locale.conf (systemd's) and /etc/default/locale (Debian's); the locale is generated
+    when the payload carries locale-gen and its definitions, and the log says when it does not."""
+    if not lang:
+        return
+    if not LOCALE_NAME.match(lang):
+        raise InstallError(f"lang {lang!r} is not a locale name (language_TERRITORY.CHARSET, as en_IE.UTF-8)")
+    for name in ("etc/locale.conf", "etc/default/locale"):
+        (TARGET / name).parent.mkdir(parents=True, exist_ok=True)
+        (TARGET / name).write_text(f"LANG={lang}\n")
+    if (TARGET / "usr/sbin/locale-gen").exists() and (TARGET / "usr/share/i18n/SUPPORTED").exists():
+        charset = lang.partition(".")[2] or "ISO-8859-1"
+        with open(TARGET / "etc/locale.gen", "a") as f:
+            f.write(f"{lang} {charset}\n")
+        run(["locale-gen"], what=f"generating the locale {lang}", chroot=True)
+        progress("lang", f"{lang}, generated")
+    else:
+        progress("lang", f"{lang} (the payload has no locale-gen and definitions: set, not generated)")
+
+
+def configure_accounts(handler: Handler) -> None:
+    """rootpw, group, user and sshkey.  Passwords must come crypted: a plain one would be kept in the kickstart
+    the install server serves.  A user's --groups that do not exist are made, as Anaconda does."""
+    for who, password, crypted in [("root", handler.rootpw.password, handler.rootpw.isCrypted)] + [
+        (u.name, u.password, u.isCrypted) for u in handler.user.userList
+    ]:
+        if password and not crypted:
+            raise InstallError(
+                f"the password of {who} must be crypted (--iscrypted): a plain one stays in the kickstart"
+            )
     if handler.rootpw.password:
-        if not handler.rootpw.isCrypted:
-            raise InstallError("rootpw must be crypted (--iscrypted): a plain password would be kept in the kickstart")
         run(["usermod", "-p", handler.rootpw.password, "root"], what="setting root's password", chroot=True)
+    for group in handler.group.groupList:
+        gid = ["-g", str(group.gid)] if group.gid else []
+        run(["groupadd", *gid, group.name], what=f"group {group.name}", chroot=True)
+    for user in handler.user.userList:
+        for name in user.groups:
+            if subprocess.run(["chroot", str(TARGET), "getent", "group", name], capture_output=True).returncode:
+                run(["groupadd", name], what=f"group {name} of user {user.name}", chroot=True)
+        argv = ["useradd", "-m", "-s", user.shell or "/bin/bash"]
+        argv += ["-d", user.homedir] if user.homedir else []
+        argv += ["-u", str(user.uid)] if user.uid is not None else []
+        argv += ["-g", str(user.gid)] if user.gid is not None else []
+        argv += ["-c", user.gecos] if user.gecos else []
+        argv += ["-G", ",".join(user.groups)] if user.groups else []
+        argv += ["-p", user.password] if user.password else []
+        run([*argv, user.name], what=f"user {user.name}", chroot=True)
+        if user.lock:
+            run(["usermod", "-L", user.name], what=f"locking user {user.name}", chroot=True)
     for key in handler.sshkey.sshUserList:
-        home = TARGET / ("root" if key.username == "root" else f"home/{key.username}")
-        (home / ".ssh").mkdir(mode=0o700, parents=True, exist_ok=True)
-        with open(home / ".ssh/authorized_keys", "a") as f:
+        home = run(["getent", "passwd", key.username], what=f"sshkey: user {key.username}", chroot=True).split(":")[5]
+        ssh = TARGET / home.lstrip("/") / ".ssh"
+        ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(ssh / "authorized_keys", "a") as f:
             f.write(key.key.strip() + "\n")
-    if handler.timezone.timezone:
-        zone = TARGET / "usr/share/zoneinfo" / handler.timezone.timezone
-        if zone.exists():
-            (TARGET / "etc/localtime").unlink(missing_ok=True)
-            (TARGET / "etc/localtime").symlink_to(f"/usr/share/zoneinfo/{handler.timezone.timezone}")
-    progress("configure", "fstab, hostname, network, root password, ssh keys, time zone")
+        run(["chown", "-R", f"{key.username}:", f"{home}/.ssh"], what=f"the ssh keys of {key.username}", chroot=True)
 
 
-def grub_entry(handler: Handler, root: Part, disk: str) -> str:
+def configure_services(enabled: list[str], disabled: list[str]) -> None:
+    """`services`: systemctl in the installed system.  A unit the payload lacks is skipped with a line, as
+    Anaconda does (disabling what is not there is already done; enabling it cannot be)."""
+    for action, names in (("disable", disabled), ("enable", enabled)):
+        for name in names:
+            unit = name if "." in name else f"{name}.service"
+            listed = subprocess.run(
+                ["chroot", str(TARGET), "systemctl", "list-unit-files", "--no-legend", unit], capture_output=True
+            )  # it exits 1 when it lists nothing
+            if listed.returncode != 0 or not listed.stdout.strip():
+                progress("services", f"{unit} is not in the payload: not {action}d")
+                continue
+            run(["systemctl", action, unit], what=f"systemctl {action} {unit}", chroot=True)
+            progress("services", f"{unit} {action}d")
+
+
+def grub_entry(handler: Handler, volumes: list[Volume]) -> str:
     """The menu entry for the installed kernel, with the kickstart's --append (Anaconda writes one too).  Its
-    commands are the ones GRUB and Xen's pygrub both read."""
+    commands are the ones GRUB and Xen's pygrub both read; with a /boot of its own, paths are that file
+    system's."""
     kernels = sorted((TARGET / "boot").glob("vmlinuz-*"))
     if not kernels:
         raise InstallError("the payload has no kernel in /boot (vmlinuz-*)")
     release = kernels[-1].name.removeprefix("vmlinuz-")
-    device = f"LABEL={root.label}" if root.label else part_device(disk, root.number)
+    root = next(v for v in volumes if v.mountpoint == "/")
+    boot = next((v for v in volumes if v.mountpoint == "/boot"), root)
+    prefix = "" if boot is not root else "/boot"
+    device = root.spec if root.spec.startswith("LABEL=") else root.device
     append = handler.bootloader.appendLine or ""
-    initrd = f"\tinitrd /boot/initrd.img-{release}\n" if (TARGET / f"boot/initrd.img-{release}").exists() else ""
-    search = f"\tsearch --no-floppy --label --set=root {root.label}\n" if root.label else ""
+    initrd = f"\tinitrd {prefix}/initrd.img-{release}\n" if (TARGET / f"boot/initrd.img-{release}").exists() else ""
+    label = boot.spec.removeprefix("LABEL=") if boot.spec.startswith("LABEL=") else ""
+    search = f"\tsearch --no-floppy --label --set=root {label}\n" if label else ""
     return (
         f"menuentry 'Debian GNU/Linux, {release}' {{\n{search}"
-        f"\tlinux /boot/vmlinuz-{release} root={device} ro {append}\n{initrd}}}\n"
+        f"\tlinux {prefix}/vmlinuz-{release} root={device} ro {append}\n{initrd}}}\n"
     )
 
 
-def bootloader(handler: Handler, disk: str, root: Part) -> None:
+def bootloader(handler: Handler, disk: str, volumes: list[Volume]) -> None:
     location = handler.bootloader.location or "mbr"
     if location == "none":
         progress("bootloader", "none asked for")
@@ -367,7 +550,7 @@ def bootloader(handler: Handler, disk: str, root: Part) -> None:
         raise InstallError(f"bootloader --location={location} is not supported (mbr or none)")
     run(["grub-install", "--target=i386-pc", f"/dev/{disk}"], what="grub-install", chroot=True, timeout=900)
     # A Xen host's entries come from ncm-grub, run by %post from the profile; its default wins.
-    (TARGET / "boot/grub/grub.cfg").write_text(GRUB_HEADER + grub_entry(handler, root, disk))
+    (TARGET / "boot/grub/grub.cfg").write_text(GRUB_HEADER + grub_entry(handler, volumes))
     progress("bootloader", f"GRUB in the MBR of /dev/{disk}")
 
 
@@ -454,12 +637,7 @@ def install() -> str:
         raise InstallError("no ks= or inst.ks= on the kernel command line")
     text = fetch(url, "kickstart").decode()
     progress("kickstart", f"{url} ({len(text)} bytes)")
-    handler = parse(text)
-    try:
-        return carry_out(handler)
-    except InstallError:
-        onerror(handler)
-        raise
+    return carry_out(parse(text))
 
 
 def onerror(handler: Handler) -> None:
@@ -471,31 +649,39 @@ def onerror(handler: Handler) -> None:
     except (InstallError, OSError, subprocess.SubprocessError) as exc:
         print(f"XENLAB-INSTALL onerror: {exc}", flush=True)
     subprocess.run(["sync"], check=False)
-    subprocess.run(["umount", str(TARGET)], check=False, capture_output=True)
 
 
 def carry_out(handler: Handler) -> str:
-    """What the parsed kickstart says, from %pre to %post; returns what to do at the end."""
-    scripts(handler, "pre")
-    disk = find_disk(handler)
-    parts = partition(handler, disk)
-    root = next((p for p in parts if p.name == "/"), None)
-    if root is None:
-        raise InstallError("no partition for /")
-    TARGET.mkdir(parents=True, exist_ok=True)
-    run(["mount", part_device(disk, root.number), str(TARGET)], what="mounting /")
-    payload(handler)
-    configure_target(handler, parts, disk)
-    Path(TARGET / "etc/resolv.conf").unlink(missing_ok=True)
-    Path(TARGET / "etc/resolv.conf").write_text(Path("/etc/resolv.conf").read_text())
-    bind_mounts(True)
+    """What the parsed kickstart says, from %pre to %post; returns what to do at the end.  After a failure the
+    kickstart's %onerror scripts run, with what was mounted still mounted."""
+    volumes: list[Volume] = []
     try:
-        bootloader(handler, disk, root)
-        scripts(handler, "post")
+        scripts(handler, "pre")
+        disk = find_disk(handler)
+        volumes = partition(handler, disk)
+        root = next((v for v in volumes if v.mountpoint == "/"), None)
+        if root is None:
+            raise InstallError("no partition or logical volume for /")
+        if any(v.mountpoint in ("/", "/boot") and v.device.startswith("/dev/mapper/") for v in volumes):
+            raise InstallError("/ or /boot on a logical volume is not supported (GRUB and pygrub read partitions)")
+        TARGET.mkdir(parents=True, exist_ok=True)
+        mount_all(volumes)
+        payload(handler)
+        Path(TARGET / "etc/resolv.conf").unlink(missing_ok=True)
+        Path(TARGET / "etc/resolv.conf").write_text(Path("/etc/resolv.conf").read_text())
+        bind_mounts(True)
+        try:
+            configure_target(handler, volumes)
+            bootloader(handler, disk, volumes)
+            scripts(handler, "post")
+        finally:
+            bind_mounts(False)
+        run(["sync"], what="sync")
+    except InstallError:
+        onerror(handler)
+        raise
     finally:
-        bind_mounts(False)
-    run(["sync"], what="sync")
-    subprocess.run(["umount", str(TARGET)], check=False)
+        unmount_all(volumes)
     action = handler.reboot.action
     from pykickstart.constants import KS_REBOOT, KS_SHUTDOWN
 
@@ -513,6 +699,10 @@ def report_failure(reason: str) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--commands"]:
+        for name, supported in command_table():
+            print(f"{name:20} {'carried out' if supported else 'not carried out: the install stops naming it'}")
+        return 0
     try:
         action = install()
     except InstallError as exc:

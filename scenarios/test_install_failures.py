@@ -29,7 +29,7 @@ PROFILES = REPO / "profiles"
 FAULTS: dict[
     str, tuple[Callable[[str], str | None], str, str]
 ] = {  # node: (what to do to its kickstart (None: remove it), the disk, the reason the installer must give)
-    "cagnode50": (lambda ks: ks + "lang en_IE.UTF-8\n", "8G", "unsupported kickstart command(s): lang"),
+    "cagnode50": (lambda ks: ks + "selinux --enforcing\n", "8G", "unsupported kickstart command(s): selinux"),
     "cagnode51": (lambda ks: ks, "8G", "payload http://gridinstall.xenlab.test/payload/missing.tar.zst could not"),
     "cagnode52": (lambda ks: ks, "2G", "the partitions need 3073 MiB but the disk has 2048 MiB"),
     "cagxen01": (lambda ks: None, "8G", "ks/cagxen01.xenlab.test.ks could not be fetched: HTTP 404"),

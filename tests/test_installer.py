@@ -33,7 +33,9 @@ def test_what_aii_writes_is_all_supported() -> None:
     )
 
 
-@pytest.mark.parametrize("command", ["lang en_US.UTF-8", "firewall --disabled", "selinux --enforcing", "url --url=x"])
+@pytest.mark.parametrize(
+    "command", ["keyboard --vckeymap=us", "firewall --disabled", "selinux --enforcing", "url --url=x"]
+)
 def test_an_unsupported_command_stops_the_install_naming_it(command: str) -> None:
     with pytest.raises(inst.InstallError, match=f"unsupported kickstart command.*{command.split()[0]}"):
         inst.parse(aii_kickstart("cagnode50") + command + "\n")
@@ -92,8 +94,7 @@ def guest_menu_entry(target: Path, monkeypatch: MonkeyPatch) -> str:
     for name in ("vmlinuz-6.1.0-56-amd64", "initrd.img-6.1.0-56-amd64"):
         (target / "boot" / name).write_bytes(b"")
     handler = inst.parse('part / --size=1024 --label=root\nbootloader --location=mbr --append="console=hvc0"\n')
-    (root,) = inst.plan(handler, disk_mib=4096)
-    return inst.grub_entry(handler, root, "xvda")
+    return inst.grub_entry(handler, [inst.Volume("/", "/dev/xvda1", "ext4", "LABEL=root")])
 
 
 def test_the_grub_entry_boots_the_payloads_kernel_with_the_kickstarts_append(
@@ -110,7 +111,7 @@ def test_a_payload_without_a_kernel_cannot_get_a_boot_entry(tmp_path: Path, monk
     (tmp_path / "boot").mkdir()
     handler = inst.parse("part / --size=1024\n")
     with pytest.raises(inst.InstallError, match="no kernel in /boot"):
-        inst.grub_entry(handler, inst.plan(handler, disk_mib=4096)[0], "vda")
+        inst.grub_entry(handler, [inst.Volume("/", "/dev/vda1", "ext4", "UUID=1")])
 
 
 @pytest.mark.integration
@@ -254,3 +255,157 @@ def test_onerror_scripts_run_after_a_failure_whatever_their_own_status(
     )
     inst.onerror(handler)
     assert first.read_text() == "one\n" and second.read_text() == "two\n"  # the first one's status stopped nothing
+
+
+def test_a_swap_partition_is_swap_and_a_relative_or_foreign_file_system_is_refused() -> None:
+    handler = inst.parse("part / --size=1024 --label=root\npart swap --size=256\n")
+    root, swap = inst.plan(handler, disk_mib=4096)
+    assert (swap.fstype, root.fstype) == ("swap", "ext4")
+    assert "type=82, size=256MiB" in inst.sfdisk_script([root, swap])
+    with pytest.raises(inst.InstallError, match="file system xfs is not supported"):
+        inst.plan(inst.parse("part / --size=1024 --fstype=xfs\n"), disk_mib=4096)
+    with pytest.raises(inst.InstallError, match="logvol srv: a mount point must be absolute"):
+        inst.filesystem_type("srv", "ext4", "logvol")
+
+
+def test_the_installed_fstab_names_every_file_system_parents_first_and_swap_last() -> None:
+    volumes = [
+        inst.Volume("/var/log", "/dev/mapper/vg0-log", "ext4", "/dev/mapper/vg0-log"),
+        inst.Volume("swap", "/dev/xvda3", "swap", "UUID=5e1f"),
+        inst.Volume("/var", "/dev/xvda2", "ext3", "LABEL=var"),
+        inst.Volume("/", "/dev/xvda1", "ext4", "LABEL=root"),
+    ]
+    assert [v.mountpoint for v in inst.mount_order(volumes)] == ["/", "/var", "/var/log"]
+    assert inst.fstab(volumes) == (
+        "LABEL=root / ext4 defaults 0 1\n"
+        "LABEL=var /var ext3 defaults 0 2\n"
+        "/dev/mapper/vg0-log /var/log ext4 defaults 0 2\n"
+        "UUID=5e1f none swap defaults 0 0\n"
+    )
+
+
+def test_with_a_boot_file_system_of_its_own_the_entry_names_its_paths(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    monkeypatch.setattr(inst, "TARGET", tmp_path)
+    (tmp_path / "boot").mkdir()
+    (tmp_path / "boot/vmlinuz-6.1.0-56-amd64").write_bytes(b"")
+    volumes = [
+        inst.Volume("/", "/dev/xvda2", "ext4", "UUID=77"),
+        inst.Volume("/boot", "/dev/xvda1", "ext4", "LABEL=boot"),
+    ]
+    entry = inst.grub_entry(inst.parse("part / --size=1024\n"), volumes)
+    assert (
+        "\tsearch --no-floppy --label --set=root boot\n\tlinux /vmlinuz-6.1.0-56-amd64 root=/dev/xvda2 ro \n" in entry
+    )
+
+
+@pytest.mark.parametrize(
+    ("zone", "why"),
+    [("../../../etc/passwd", "is not a zone"), ("Europe/Atlantis", "no /usr/share/zoneinfo/Europe/Atlantis")],
+)
+def test_a_time_zone_the_payload_lacks_or_one_that_climbs_out_is_refused(
+    tmp_path: Path, monkeypatch: MonkeyPatch, zone: str, why: str
+) -> None:
+    monkeypatch.setattr(inst, "TARGET", tmp_path)
+    (tmp_path / "usr/share/zoneinfo/Europe").mkdir(parents=True)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    with pytest.raises(inst.InstallError, match=why):
+        inst.configure_timezone(zone)
+    assert not (tmp_path / "etc/localtime").exists()
+
+
+def test_lang_sets_the_language_and_says_it_could_not_generate_it(
+    tmp_path: Path, monkeypatch: MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(inst, "TARGET", tmp_path)
+    inst.configure_language("en_IE.UTF-8")
+    assert (
+        (tmp_path / "etc/default/locale").read_text()
+        == (tmp_path / "etc/locale.conf").read_text()
+        == ("LANG=en_IE.UTF-8\n")
+    )
+    assert "en_IE.UTF-8 (the payload has no locale-gen" in capsys.readouterr().out
+    with pytest.raises(inst.InstallError, match="is not a locale name"):
+        inst.configure_language("en_IE.UTF-8\nLC_ALL=C")
+
+
+CONFIGURE = """
+import sys
+from pathlib import Path
+from kickstart_installer import xenlab_installer as inst
+inst.TARGET = Path(sys.argv[1])
+inst.bind_mounts(True)
+try:
+    inst.configure_target(inst.parse(sys.argv[2]), [inst.Volume("/", "/dev/xvda1", "ext4", "LABEL=root")])
+except inst.InstallError as exc:
+    print("REASON", exc)
+finally:
+    inst.bind_mounts(False)
+"""
+ACCOUNTS_AND_SERVICES = """\
+rootpw --iscrypted $6$xenlab$root
+group --name=gridadm --gid=5001
+user --name=gridops --groups=wheel,gridadm --uid=1500 --iscrypted --password=$6$kstest$Zm9vYmFy
+sshkey --username=gridops "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKstest gridops"
+services --enabled=systemd-networkd --disabled=e2scrub_reap,cron
+timezone Europe/Dublin
+lang en_IE.UTF-8
+"""
+
+
+def configure_in_payload(tmp_path: Path, kickstart: str) -> tuple[Path, str]:
+    """The installer's configuration of a real guest payload (the lab's Debian tree), its own useradd and
+    systemctl run in it by chroot, in a mount namespace of the test's own (the bind mounts go with it)."""
+    from images.recipes import guest_payload
+
+    root = tmp_path / "sysimage"
+    root.mkdir()
+    subprocess.run(
+        ["tar", "-x", "--zstd", "-C", str(root), "-f", str(guest_payload.build() / "guest.tar.zst")], check=True
+    )
+    proc = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", CONFIGURE, str(root), kickstart],
+        capture_output=True, text=True, timeout=120, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return root, proc.stdout
+
+
+@pytest.mark.integration
+def test_accounts_services_language_and_zone_are_configured_in_a_real_payload(tmp_path: Path) -> None:
+    root, said = configure_in_payload(tmp_path, ACCOUNTS_AND_SERVICES)
+    assert "REASON" not in said, said
+    passwd = {line.split(":")[0]: line.split(":") for line in (root / "etc/passwd").read_text().splitlines()}
+    groups = {line.split(":")[0]: line.split(":") for line in (root / "etc/group").read_text().splitlines()}
+    shadow = {line.split(":")[0]: line.split(":")[1] for line in (root / "etc/shadow").read_text().splitlines()}
+    assert passwd["gridops"][2] == "1500" and passwd["gridops"][5] == "/home/gridops"
+    assert groups["gridadm"][2] == "5001" and groups["gridadm"][3] == "gridops"
+    assert groups["wheel"][3] == "gridops", "a --groups group the payload lacks is made, as Anaconda does"
+    assert (shadow["root"], shadow["gridops"]) == ("$6$xenlab$root", "$6$kstest$Zm9vYmFy")
+    keys = root / "home/gridops/.ssh/authorized_keys"
+    assert keys.read_text().endswith(" gridops\n") and keys.parent.stat().st_uid == keys.stat().st_uid == 1500
+    wants = root / "etc/systemd/system"
+    assert (wants / "multi-user.target.wants/systemd-networkd.service").is_symlink()
+    assert not list(wants.glob("*.wants/e2scrub_reap.service")), "disabled"
+    assert "cron.service is not in the payload: not disabled" in said
+    assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/Europe/Dublin"
+    assert (root / "etc/default/locale").read_text() == "LANG=en_IE.UTF-8\n"
+    assert (root / "etc/fstab").read_text() == "LABEL=root / ext4 defaults 0 1\n"
+
+
+@pytest.mark.integration
+def test_a_plain_password_is_refused_before_any_account_changes(tmp_path: Path) -> None:
+    root, said = configure_in_payload(tmp_path, "user --name=gridops --password=secret\n")
+    assert "REASON the password of gridops must be crypted" in said
+    assert "gridops" not in (root / "etc/passwd").read_text()
+
+
+def test_what_the_installer_carries_out_is_named_by_pykickstart_and_listed_in_the_readme() -> None:
+    table = inst.command_table()
+    assert inst.SUPPORTED <= {name for name, _ in table}, "a name pykickstart's handler does not have"
+    carried_out = ", ".join(name for name, supported in table if supported)
+    readme = (REPO / "README.md").read_text()
+    assert (
+        f"carries out {sum(s for _, s in table)} of pykickstart's {len(table)} command names: {carried_out}.\n"
+        in readme
+    )
