@@ -108,3 +108,13 @@ def test_a_node_set_to_sanboot_leaves_ipxe_through_its_first_disk_even_when_the_
     assert (tmp_path / "ipxe" / os.readlink(tmp_path / "ipxe" / NODE.ipxe_name)).read_text().endswith("exit 1\n")
     tree.remove(NODE)
     assert not (tmp_path / "aii" / "localboot" / NODE.fqdn).exists()
+
+
+def test_an_ipxe_entry_that_cannot_boot_reports_why_to_the_install_server(tmp_path: Path) -> None:
+    tree = NbpTree(tmp_path, "http://gridinstall")
+    tree.configure(NODE, ENTRY)
+    lines = (tmp_path / "ipxe" / "cagnode50.example.org.ipxe").read_text().splitlines()
+    assert [line.split()[0] for line in lines if line.endswith("|| goto failed")] == ["kernel", "initrd", "boot"]
+    failed = lines[lines.index(":failed") :]
+    assert "imgfetch http://gridinstall/xenlab/install-failed?reason=iPXE-could-not-${step}-error-${errno} ||" in failed
+    assert failed[-1] == "exit 1", "then back to the BIOS, as before"

@@ -90,13 +90,30 @@ def pxelinux_config(entry: BootEntry) -> str:
     )
 
 
+# Where a node says its install stopped (the install server's report, which the lab's installer uses too).
+FAILED_REPORT = "xenlab/install-failed"
+
+
 def ipxe_script(entry: BootEntry, base_url: str) -> str:
+    """The install entry for iPXE.  A step that fails (a fetch, or `boot` itself: an image iPXE cannot run,
+    too little memory) is reported to the install server with iPXE's error number before iPXE hands back to
+    the BIOS, whose next device is an empty disk: without the report the node would just reboot, its reason
+    only on a VGA screen nobody sees."""
+
     def url(path: str) -> str:
         return path if "://" in path else f"{base_url.rstrip('/')}/{path}"
 
     initrd_name = entry.initrd.rsplit("/", 1)[-1]
     args = " ".join([f"initrd={initrd_name}", *entry.append])
-    return f"#!ipxe\necho xenlab: {entry.label}\nkernel {url(entry.kernel)} {args}\ninitrd {url(entry.initrd)}\nboot\n"
+    report = url(FAILED_REPORT) + "?reason=iPXE-could-not-${step}-error-${errno}"
+    return (
+        f"#!ipxe\necho xenlab: {entry.label}\n"
+        f"set step fetch-the-kernel\nkernel {url(entry.kernel)} {args} || goto failed\n"
+        f"set step fetch-the-initrd\ninitrd {url(entry.initrd)} || goto failed\n"
+        "set step boot\nboot || goto failed\n"
+        f":failed\necho xenlab: could not ${{step}} (error ${{errno}}, see https://ipxe.org/err)\n"
+        f"imgfetch {report} ||\nexit 1\n"
+    )
 
 
 class NbpTree:
