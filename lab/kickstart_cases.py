@@ -130,7 +130,10 @@ def values(
     }
 
 
-def lab_values(lab: Lab, node: str, *, netdev: str = "eth0") -> dict[str, str]:
+NETDEV = "eth0"  # the cases' guests' one NIC, by its kernel name (they boot with net.ifnames=0)
+
+
+def lab_values(lab: Lab, node: str, *, netdev: str = NETDEV) -> dict[str, str]:
     """`values` for a node of a running lab: its address, the lab's install server and guest payload."""
     from lab.lab import PAYLOAD_DIR  # lab.lab is the heavy module this one is used beside, not under
 

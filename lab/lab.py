@@ -286,12 +286,14 @@ class Lab:
         installer: InstallerPlugin | None = None,
         console: str = "ttyS0",
         over_http: bool = False,
+        nic: str = "eth0",
     ) -> BootEntry:
         """Publish the node's installer and kickstart, and switch the node to install at its next boot: the
         node's installer image with `ks=`, or an installer plug-in with the boot arguments of its dialect.
         `console`: the installer's console device (a Xen PV guest's is hvc0).  `over_http`: the entry names
         kernel and initrd by their HTTP URLs (as the seed's AII entries do for pypxeboot), else by their
-        TFTP paths (what a NIC's PXELINUX fetches)."""
+        TFTP paths (what a NIC's PXELINUX fetches).  `nic`: the installer's network device, named to a plug-in
+        in its dialect (Anaconda's `ip=<nic>:dhcp`, EL5's `ksdevice=`)."""
         ks = self.server.url(self.server.write(f"ks/{self.fqdn(name)}.ks", kickstart))
         if installer is None:
             node = self.spec.node(name)
@@ -303,7 +305,7 @@ class Lab:
             self.publish_installer(installer)
             kernel = f"{installer.served_dir}/{Path(installer.kernel).name}"
             initrd = f"{installer.served_dir}/{Path(installer.initrd).name}"
-            install = install_arguments(installer.dialect, ks=ks, nic="eth0")
+            install = install_arguments(installer.dialect, ks=ks, nic=nic)
         if over_http:
             kernel, initrd = self.server.url(kernel), self.server.url(initrd)
         entry = BootEntry(

@@ -154,6 +154,7 @@ class XenSuite:
                 installer=self.plugin,
                 console=self.kind.console,
                 over_http=self.kind.over_http,
+                nic=kstest.NETDEV,
             )
             profile = json.loads(json.dumps(self.host_profile))
             xen = profile["software"]["components"]["xen"]

@@ -59,7 +59,7 @@ def test_case_on_bare_qemu(case: kstest.Case, installer: InstallerPlugin, run_di
     )
     with Lab(LabSpec(f"kstest-{case.name}", nodes=(node,), payloads=("guest-payload",)), run_dir=run_dir) as lab:
         kickstart = kstest.render(case, kstest.lab_values(lab, NODE), tmp_path)
-        lab.serve_install(NODE, kickstart=kickstart, append=case.kernel_args(), installer=installer)
+        lab.serve_install(NODE, kickstart=kickstart, append=case.kernel_args(), installer=installer, nic=kstest.NETDEV)
         vm = lab.vm(NODE)
         vm.start()
         try:
