@@ -10,6 +10,8 @@ A plug-in is a directory with `installer.toml`:
     updates = ""                     # optional: an updates.img, applied over the installer before it starts
     dialect = "anaconda"             # its boot arguments: "anaconda" (inst.ks=, ip=, inst.updates=, inst.stage2=)
                                      # or "el5" (ks=, ksdevice=, updates=, method=)
+    append = ["quiet"]               # optional: its own usual arguments (an EL pxeboot menu's `quiet`), after
+                                     # the install ones and before the node's console and profile's own
     [console]
     progress = ['^XENLAB-INSTALL (\\S+)']            # regular expressions on its console
     failure = ['^XENLAB-INSTALL-FAILED (.*)']
@@ -36,7 +38,8 @@ from quattor.aii.dialect import DIALECTS
 MANIFEST = "installer.toml"
 DEFAULT = REPO / "installers" / "xenlab"
 ENDS = ("kickstart-post",)
-KEYS = {"name", "kernel", "initrd", "image", "stage2", "updates", "dialect", "console", "end"}
+KEYS = {"name", "kernel", "initrd", "image", "stage2", "updates", "dialect", "append", "console", "end"}
+BOOT_ARGUMENT = re.compile(r"[^\s'\"\\]+")  # one kernel argument: no blanks, quotes or backslashes
 # What Anaconda prints when it stops on an error (its exception handler, its dracut stage, Python itself).
 ANACONDA_FAILURES = (
     r"The following error occurred",
@@ -57,6 +60,7 @@ class InstallerPlugin:
     image: str | None = None  # the lab's own image of the catalog, built instead of read from `directory`
     stage2: str | None = None
     updates: str | None = None
+    append: tuple[str, ...] = ()  # its own kernel arguments, on every entry that boots it
     progress: tuple[str, ...] = ()
     failure: tuple[str, ...] = ()
     unsupported: tuple[str, ...] = ()  # its reason for stopping on a kickstart command it lacks (group 1: which)
@@ -112,6 +116,7 @@ def load(directory: Path) -> InstallerPlugin:
         image=_string(data, "image", fail) or None,
         stage2=_string(data, "stage2", fail) or None,
         updates=_string(data, "updates", fail) or None,
+        append=_arguments(data, fail),
         progress=_patterns(console, "progress", fail),
         failure=_patterns(console, "failure", fail) or (ANACONDA_FAILURES if dialect == "anaconda" else ()),
         unsupported=_patterns(console, "unsupported", fail)
@@ -131,6 +136,13 @@ def _string(data: dict[str, Any], key: str, fail: Any, *, required: bool = False
     if not isinstance(value, str) or (required and not value):
         raise fail(key, "expected a string" if not isinstance(value, str) else "missing")
     return value
+
+
+def _arguments(data: dict[str, Any], fail: Any) -> tuple[str, ...]:
+    value = data.get("append", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and BOOT_ARGUMENT.fullmatch(v) for v in value):
+        raise fail("append", "expected a list of kernel arguments, each without blanks, quotes or backslashes")
+    return tuple(value)
 
 
 def _patterns(table: dict[str, Any], key: str, fail: Any) -> tuple[str, ...]:

@@ -114,32 +114,57 @@ HVM = GuestKind("hvm", "ttyS0", False, Route.IPXE, HVM_SERIAL_LOG, 2400)
 KINDS = {k.name: k for k in (PV, HVM)}
 
 
-def domain_running(ssh: list[str], name: str) -> bool | None:
-    """Whether dom0's xl has the domain; None when dom0 did not answer (SSH under load is not an answer)."""
-    ask = f"if xl domid {shlex.quote(name)} >/dev/null 2>&1; then echo RUNNING; else echo GONE; fi"
+def domain_state(ssh: list[str], name: str) -> tuple[bool | None, int | None]:
+    """Whether dom0's xl has the domain, and its id; (None, None) when dom0 did not answer (SSH under load is
+    not an answer)."""
+    q = shlex.quote(name)
+    ask = f"if id=$(xl domid {q} 2>/dev/null); then echo RUNNING $id; else echo GONE; fi"
     try:
         said = run([*ssh, ask], check=False, timeout=60).stdout.split()
     except LabError:
-        return None
-    return {"RUNNING": True, "GONE": False}.get(said[-1]) if said else None
+        return None, None
+    if "GONE" in said[-1:]:
+        return False, None
+    if "RUNNING" in said:
+        rest = said[said.index("RUNNING") + 1 :]
+        return True, int(rest[0]) if rest and rest[0].isdigit() else None
+    return None, None
+
+
+def domain_running(ssh: list[str], name: str) -> bool | None:
+    """Whether dom0's xl has the domain; None when dom0 did not answer."""
+    return domain_state(ssh, name)[0]
+
+
+def triple_fault(ssh: list[str], domid: int) -> str | None:
+    """Xen's own line when the domain's virtual CPU triple-faulted (Xen then shuts an HVM guest down as if it
+    rebooted, so its console shows nothing): `(XEN) d3v0 Triple fault - invoking HVM shutdown action 1`."""
+    proc = run([*ssh, f"xl dmesg | grep -E 'd{domid}v[0-9]+ Triple fault' | tail -n 1"], check=False, timeout=60)
+    return proc.stdout.strip() or None
 
 
 @dataclass
 class DomainWatch:
     """Whether a domain still runs, where an unanswered question counts as running until dom0 has not
-    answered `MAX_UNANSWERED` times in a row (then the lab is broken: LabError)."""
+    answered `MAX_UNANSWERED` times in a row (then the lab is broken: LabError); its id, once seen."""
 
     ssh: list[str]
     name: str
     unanswered: int = 0
+    domid: int | None = None
 
     def running(self) -> bool:
-        state = domain_running(self.ssh, self.name)
+        state, domid = domain_state(self.ssh, self.name)
         if state is not None:
             self.unanswered = 0
+            self.domid = domid if domid is not None else self.domid
             return state
         self.unanswered += 1
         if self.unanswered >= MAX_UNANSWERED:
             raise LabError(f"{self.name}: dom0 did not answer over SSH {MAX_UNANSWERED} times in a row")
         log.warning("%s: dom0 did not answer whether the domain runs (%d); asking again", self.name, self.unanswered)
         return True
+
+    def triple_fault(self) -> str | None:
+        """Xen's line if the domain (as last seen running) ended by a triple fault of its CPU."""
+        return triple_fault(self.ssh, self.domid) if self.domid is not None else None

@@ -312,7 +312,7 @@ class Lab:
             label=f"install-{name}",
             kernel=kernel,
             initrd=initrd,
-            append=(*install, f"console={console}", "panic=-1", *append),
+            append=(*install, *(installer.append if installer else ()), f"console={console}", "panic=-1", *append),
         )
         self.server.nbp.configure(self.node_boot(name), entry)
         self.server.nbp.install(self.node_boot(name))

@@ -79,6 +79,13 @@ class _Watch:
         if not self.domain.running():
             time.sleep(1)  # xenconsoled's last lines
             self.console.check(now=True)  # a failure line it printed before it ended is its reason
+            if fault := self.domain.triple_fault():
+                raise LabError(
+                    f"{name}: Xen ended the guest for a triple fault of its emulated CPU ({fault}), before its install "
+                    "ack: an HVM guest's kernel under nested emulation (TCG under Xen) does so now and then in its "
+                    "early boot; no verdict on the installer, the lab's retry runs the case again\n"
+                    f"--- last console lines ({self.console.copy}) ---\n{self.console.tail()}"
+                )
             raise ProductFailure(
                 f"{name}: the domain ended before its install ack\n"
                 f"--- last console lines ({self.console.copy}) ---\n{self.console.tail()}"

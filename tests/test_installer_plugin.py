@@ -25,7 +25,7 @@ DEPRECATED = {"ks", "ksdevice", "method", "dns", "updates", "stage2", "repo"}
 def test_the_labs_own_installer_is_described_by_a_manifest() -> None:
     plugin = installer_plugin.load(installer_plugin.DEFAULT)
     assert (plugin.name, plugin.image, plugin.kernel, plugin.initrd) == ("xenlab", "installer", "vmlinuz", "initrd.img")
-    assert plugin.dialect == "anaconda" and plugin.end == "kickstart-post"
+    assert plugin.dialect == "anaconda" and plugin.end == "kickstart-post" and plugin.append == ("quiet",)
     assert any(re.search(p, "XENLAB-INSTALL-FAILED the partitions need 3073 MiB") for p in plugin.failure)
     assert any(re.search(p, "XENLAB-INSTALL payload: 80 MiB unpacked") for p in plugin.progress)
 
@@ -57,6 +57,8 @@ def test_an_anaconda_plugin_gets_anacondas_failure_patterns_by_default(tmp_path:
         (GOOD + "[console]\nfailure = ['(unclosed']\n", None, "console.failure: '(unclosed' does not compile"),
         (GOOD + "[end]\nack = 'reboot'\n", None, "end.ack: 'reboot': one of kickstart-post"),
         ("name = ", None, "not TOML"),
+        (GOOD + "append = ['quiet', 'a b']\n", None, "append: expected a list of kernel arguments"),
+        (GOOD + "append = 'quiet'\n", None, "append: expected a list of kernel arguments"),
     ],
 )
 def test_a_bad_manifest_is_refused_naming_its_key(

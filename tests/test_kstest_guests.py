@@ -67,7 +67,7 @@ def test_every_case_gets_a_guest_ncm_xen_accepts_with_its_own_address(kind: on_x
 
 def test_a_domain_is_gone_only_when_xl_says_so_not_when_dom0_does_not_answer(tmp_path: Path) -> None:
     xl = tmp_path / "xl"
-    xl.write_text('#!/bin/sh\n[ "$1" = domid ] && [ "$2" = ks-up ]\n')
+    xl.write_text('#!/bin/sh\n[ "$1" = domid ] && [ "$2" = ks-up ] && echo 7\n')
     xl.chmod(0o755)
     dom0 = ["env", f"PATH={tmp_path}:/usr/bin:/bin", "sh", "-c"]  # the SSH hop, replaced by a local shell
     assert on_xen.domain_running(dom0, "ks-up") is True
@@ -81,6 +81,27 @@ def test_a_domain_is_gone_only_when_xl_says_so_not_when_dom0_does_not_answer(tmp
         watch.running()
     answered = on_xen.DomainWatch(dom0, "ks-gone", unanswered=5)
     assert answered.running() is False and answered.unanswered == 0  # an answer resets the count and decides
+    assert on_xen.domain_state(dom0, "ks-up") == (True, 7)
+
+
+def test_a_guest_xen_ended_for_a_triple_fault_is_named_with_xens_line(tmp_path: Path) -> None:
+    """As on Dec 5: an HVM case's guest rebooted in its kernel's early boot, and only `xl dmesg` said why."""
+    xl = tmp_path / "xl"
+    xl.write_text(
+        "#!/bin/sh\ncase $1 in\n"
+        '  domid) [ "$2" = ks-lang ] && [ ! -e "$0.ended" ] && echo 3 ;;\n'
+        "  dmesg) printf '(XEN) d13v0 Triple fault - invoking HVM shutdown action 1\\n"
+        "(XEN) d3v0 Triple fault - invoking HVM shutdown action 1\\n(XEN) d4v0 bogus\\n' ;;\n"
+        "esac\n"
+    )
+    xl.chmod(0o755)
+    dom0 = ["env", f"PATH={tmp_path}:/usr/bin:/bin", "sh", "-c"]
+    watch = on_xen.DomainWatch(dom0, "ks-lang")
+    assert watch.running() and watch.domid == 3
+    (tmp_path / "xl.ended").touch()
+    assert not watch.running() and watch.domid == 3, "the id it had while it ran"
+    assert watch.triple_fault() == "(XEN) d3v0 Triple fault - invoking HVM shutdown action 1"
+    assert on_xen.triple_fault(dom0, 4) is None and on_xen.DomainWatch(dom0, "never-seen").triple_fault() is None
 
 
 def test_the_guests_shape_comes_from_the_hosts_profile_in_either_form() -> None:

@@ -130,5 +130,9 @@ def test_every_installable_node_is_pointed_at_the_installer_plugin(tmp_path: Pat
         "bootdev=eth0",
     )
     assert "inst.updates=http://gridinstall.xenlab.test/boot/xenlab/patch.img" in entry.append
+    assert entry.append.count("quiet") == 1, "the plug-in's own arguments, once, before the profile's"
+    again = tmp_path / "again"
+    compile_for_lab(out, again, kernel_release=NEW, installer=plugin)
+    assert node.read(load(again / "profile_cagnode50.json")).boot_entry().append.count("quiet") == 1
     plain = json.loads((out / "profile_gridinstall.json").read_text())
     assert "nbp" not in json.dumps(plain.get("system", {}).get("aii", {}))  # the install server installs nothing
