@@ -92,8 +92,8 @@ def compile_for_lab(
 def point_at(tree: Any, plugin: InstallerPlugin) -> bool:
     """Point a node's AII entry (`/system/aii/nbp/options`) at the installer plug-in as the install server
     serves it (`plugin.served_dir`, the same server and scheme, or the same relative TFTP form, as the
-    profile's own kernel), in its dialect, with its updates image, stage2 and own kernel arguments (before the
-    profile's); False for a node AII does not install."""
+    profile's own kernel), in its dialect, with its updates image, stage2 and own kernel arguments
+    (`installer_append`, on the install entry only); False for a node AII does not install."""
     nbp = _get(tree, NBP)
     kslocation = _get(tree, ("system", "aii", "osinstall", "options", "kslocation"))
     if not isinstance(nbp, dict) or not isinstance(kslocation, str):
@@ -108,9 +108,10 @@ def point_at(tree: Any, plugin: InstallerPlugin) -> bool:
     for key in ("kernel", "initrd"):
         nbp[key] = served(getattr(plugin, key), str(nbp.get(key, "")) or kslocation)
     nbp["dialect"] = plugin.dialect
-    own = str(nbp.get("append", "")).split()
-    if missing := [arg for arg in plugin.append if arg not in own]:
-        nbp["append"] = " ".join([*missing, *own])
+    if plugin.append:  # its boot's, not the installed system's (AII's `append` is both: the kickstart's too)
+        nbp["installer_append"] = " ".join(plugin.append)
+    else:
+        nbp.pop("installer_append", None)
     for key in ("updates", "stage2"):
         value = getattr(plugin, key)
         if value:

@@ -10,7 +10,7 @@ import pytest
 
 from lab import installer_plugin
 from lab.profiles import compile_for_lab
-from quattor.aii import node
+from quattor.aii import ks, node
 from quattor.ncm.component import ComponentError, Context
 from quattor.ncm.components.grub import GrubComponent
 from quattor.ncm.components.xen import XenComponent
@@ -130,9 +130,11 @@ def test_every_installable_node_is_pointed_at_the_installer_plugin(tmp_path: Pat
         "bootdev=eth0",
     )
     assert "inst.updates=http://gridinstall.xenlab.test/boot/xenlab/patch.img" in entry.append
-    assert entry.append.count("quiet") == 1, "the plug-in's own arguments, once, before the profile's"
+    assert entry.append[4:6] == ("quiet", "console=hvc0"), "the plug-in's own arguments, before the profile's"
     again = tmp_path / "again"
     compile_for_lab(out, again, kernel_release=NEW, installer=plugin)
-    assert node.read(load(again / "profile_cagnode50.json")).boot_entry().append.count("quiet") == 1
+    recompiled = node.read(load(again / "profile_cagnode50.json"))
+    assert recompiled.boot_entry().append.count("quiet") == 1
+    assert "quiet" not in ks.kernel_append(recompiled), "the installer's boot only, not the installed system's"
     plain = json.loads((out / "profile_gridinstall.json").read_text())
     assert "nbp" not in json.dumps(plain.get("system", {}).get("aii", {}))  # the install server installs nothing

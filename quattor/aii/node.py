@@ -35,6 +35,9 @@ class AiiNode:
     dialect: str  # the installer's boot arguments (quattor.aii.dialect): "el5" or "anaconda"
     updates: str | None  # an updates image for the installer
     stage2: str | None  # the installer's runtime image or install tree
+    installer_append: tuple[
+        str, ...
+    ]  # the installer's own kernel arguments (its boot only, not the installed system's)
     osinstall: dict[str, object]
     profile: Profile
 
@@ -48,11 +51,11 @@ class AiiNode:
 
     def boot_entry(self) -> BootEntry:
         """The AII kernel arguments: [ramdisk=32768], the install's in the node's dialect (el5: ks=… ksdevice=…),
-        then the profile's own append."""
+        the installer's own (`installer_append`), then the profile's own append."""
         install = install_arguments(
             self.dialect, ks=self.kslocation, nic=self.ksdevice, updates=self.updates, stage2=self.stage2
         )
-        args = (("ramdisk=32768",) if self.ramdisk_token else ()) + install + self.append
+        args = (("ramdisk=32768",) if self.ramdisk_token else ()) + install + self.installer_append + self.append
         return BootEntry(self.label, self.kernel, self.initrd, args)  # as the profile names it, spaces too
 
 
@@ -121,6 +124,7 @@ def read(profile: Profile) -> AiiNode:
         dialect=nbp.string("dialect", choices=DIALECTS) or "el5",
         updates=nbp.string("updates") or None,
         stage2=nbp.string("stage2") or None,
+        installer_append=tuple((nbp.string("installer_append") or "").split()),
         osinstall=dict(osinstall),
         profile=profile,
     )
