@@ -435,7 +435,8 @@ def configure_timezone(zone: str) -> None:
     """/etc/localtime links to the payload's zone, /etc/timezone names it (Debian's tzdata reads both)."""
     if not zone:
         return
-    if not ZONE_NAME.match(zone) or not (TARGET / "usr/share/zoneinfo" / zone).is_file():
+    zonefile = TARGET / "usr/share/zoneinfo" / zone  # a link in it may be absolute: its own root, not ours
+    if not ZONE_NAME.match(zone) or not (zonefile.is_file() or zonefile.is_symlink()):
         raise InstallError(f"timezone {zone!r} is not a zone of the payload (no /usr/share/zoneinfo/{zone})")
     (TARGET / "etc/localtime").unlink(missing_ok=True)
     (TARGET / "etc/localtime").symlink_to(f"/usr/share/zoneinfo/{zone}")
