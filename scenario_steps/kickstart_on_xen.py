@@ -14,9 +14,8 @@ the installer installs from the case's kickstart, acks, and reboots or powers of
 What the verdict is made of (`kickstart_cases.verdict`): the installer's reason if it stopped (its report
 to the install server, or a failure line of its console as xenconsoled logged it in dom0: the plug-in's
 `[console] failure` patterns), else /root/RESULT read from the guest's disk in dom0.  Then the domain, its
-disk and its config go.  As many cases run at once as the guest kind allows (`GuestKind.at_once`: two PV
-guests, one vCPU each on the host's two; one HVM guest): a test starts its own case and the next one its
-process runs (`XenSuite.start`).
+disk and its config go.  `PARALLEL` cases run at once (each guest has one vCPU, the host two): a test
+starts its own case and the next one its process runs (`XenSuite.start`).
 """
 
 from __future__ import annotations
@@ -49,6 +48,7 @@ from scenario_steps.host_install import SEED
 
 log = logging.getLogger("xenlab.kstest-xen")
 
+PARALLEL = 2
 ENDED_S = 300  # from the ack to the domain's end (its reboot or power-off)
 CLOSE_S = 120
 READ_RESULT = REPO / "lab" / "guest_disk_file.py"  # sent to dom0's python3
@@ -93,7 +93,7 @@ class _Watch:
 
 
 class XenSuite:
-    """Runs cases on guests of a ready Xen host, `kind.at_once` at a time; each case's `Outcome` a future."""
+    """Runs cases on guests of a ready Xen host, `PARALLEL` at a time; each case's `Outcome` a future."""
 
     def __init__(
         self, lab: Lab, gateway: Gateway, plugin: InstallerPlugin, run_dir: Path, kind: GuestKind, shape: GuestShape
@@ -108,7 +108,7 @@ class XenSuite:
         self.ssh = lab.ssh.argv(str(lab.ip(self.host)))
         self.stop = threading.Event()
         self._serving = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=kind.at_once, thread_name_prefix="kstest")
+        self._pool = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="kstest")
         self._futures: dict[str, Future[Outcome]] = {}
         lab.publish_installer(plugin)
 
@@ -263,7 +263,7 @@ def xen_suite(plugin: InstallerPlugin, run_dir: Path, kind: GuestKind) -> Iterat
         served = gateway.lab_profiles(lab, host_only, run_dir / "profiles", plugin)
         with gateway.xen_state_saved(lab, served.host.name):
             started = gateway.reinstall(lab, served, start_from=host_snapshot.PHASE)
-            log.info("the suite's Xen host is ready (from %s); %d cases at a time", started, kind.at_once)
+            log.info("the suite's Xen host is ready (from %s); %d cases at a time", started, PARALLEL)
             suite = XenSuite(lab, served, plugin, run_dir, kind, shape)
             try:
                 yield suite
