@@ -111,7 +111,7 @@ def shape_of(host_profile: Path, guest: str) -> GuestShape:
 PV = GuestKind("pv", "hvc0", True, Route.PXELINUX, CONSOLE_LOG, 1200)  # pypxeboot reads the pxelinux entry
 # The HVM NIC's ROM is iPXE: its entry over HTTP (PXELINUX's TFTP of the initrd took 4 minutes per guest).
 # Under nested emulation an HVM guest's CPU triple-faults now and then (Dec 5: 3 guests of 6 two at a time, 1
-# of 4 one at a time, in the kernel's boot or mid-install): a LabError, retried (kickstart_on_xen._Watch).
+# of 5 one at a time, in the kernel's boot or mid-install): a LabError, retried (kickstart_on_xen._Watch).
 HVM = GuestKind("hvm", "ttyS0", False, Route.IPXE, HVM_SERIAL_LOG, 2400)
 KINDS = {k.name: k for k in (PV, HVM)}
 
