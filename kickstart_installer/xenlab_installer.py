@@ -211,6 +211,13 @@ def run(argv: list[str], *, what: str, chroot: bool = False, input: bytes | None
     return proc.stdout.decode(errors="replace")
 
 
+def asks_yes(argv: list[str]) -> bool:
+    """A question to the installed system (its own tool, by chroot) answered by its exit status and output:
+    no output or a non-zero status is no (`getent` and `systemctl list-unit-files` say no so)."""
+    proc = subprocess.run(["chroot", str(TARGET), *argv], capture_output=True, timeout=300, check=False)
+    return proc.returncode == 0 and bool(proc.stdout.strip())
+
+
 def cmdline_arg(*names: str) -> str | None:
     for token in Path("/proc/cmdline").read_text().split():
         key, _, value = token.partition("=")
@@ -319,18 +326,20 @@ def make_filesystem(mountpoint: str, device: str, fstype: str, label: str | None
         run(["mkswap", *labelled, device], what=f"swap on {device}")
     else:
         run([f"mkfs.{fstype}", "-q", "-F", *labelled, device], what=f"file system {device}")
-    if not spec:
-        uuid = run(["blkid", "-s", "UUID", "-o", "value", device], what=f"the UUID of {device}").strip()
-        spec = f"LABEL={label}" if label else f"UUID={uuid}"
+    if not spec and label:
+        spec = f"LABEL={label}"
+    elif not spec:
+        spec = "UUID=" + run(["blkid", "-s", "UUID", "-o", "value", device], what=f"the UUID of {device}").strip()
     return Volume(mountpoint, device, fstype, spec)
 
 
 def mount_all(volumes: list[Volume]) -> None:
-    for v in mount_order(volumes):
+    ordered = mount_order(volumes)
+    for v in ordered:
         where = TARGET / v.mountpoint.lstrip("/")
         where.mkdir(parents=True, exist_ok=True)
         run(["mount", "-t", v.fstype, v.device, str(where)], what=f"mounting {v.mountpoint}")
-    progress("mount", ", ".join(f"{v.mountpoint} ({v.device})" for v in mount_order(volumes)))
+    progress("mount", ", ".join(f"{v.mountpoint} ({v.device})" for v in ordered))
 
 
 def unmount_all(volumes: list[Volume]) -> None:
@@ -483,7 +492,7 @@ def configure_accounts(handler: Handler) -> None:
         run(["groupadd", *gid, group.name], what=f"group {group.name}", chroot=True)
     for user in handler.user.userList:
         for name in user.groups:
-            if subprocess.run(["chroot", str(TARGET), "getent", "group", name], capture_output=True).returncode:
+            if not asks_yes(["getent", "group", name]):
                 run(["groupadd", name], what=f"group {name} of user {user.name}", chroot=True)
         argv = ["useradd", "-m", "-s", user.shell or "/bin/bash"]
         argv += ["-d", user.homedir] if user.homedir else []
@@ -510,10 +519,7 @@ def configure_services(enabled: list[str], disabled: list[str]) -> None:
     for action, names in (("disable", disabled), ("enable", enabled)):
         for name in names:
             unit = name if "." in name else f"{name}.service"
-            listed = subprocess.run(
-                ["chroot", str(TARGET), "systemctl", "list-unit-files", "--no-legend", unit], capture_output=True
-            )  # it exits 1 when it lists nothing
-            if listed.returncode != 0 or not listed.stdout.strip():
+            if not asks_yes(["systemctl", "list-unit-files", "--no-legend", unit]):
                 progress("services", f"{unit} is not in the payload: not {action}d")
                 continue
             run(["systemctl", action, unit], what=f"systemctl {action} {unit}", chroot=True)

@@ -30,10 +30,10 @@ import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from quattor.aii.nbp import NbpTree, NodeBoot
+from quattor.aii.nbp import FAILED_REPORT, NbpTree, NodeBoot
 
 ACK_PATH = "/cgi-bin/aii-installack.cgi"
-FAILED_PATH = "/xenlab/install-failed"
+FAILED_PATH = "/" + FAILED_REPORT  # where AII's iPXE entries and the installers report
 HEALTH_PATH = "/xenlab/health"
 BOOTED_PATH = "/xenlab/booted"
 

@@ -82,8 +82,8 @@ class _Watch:
             if fault := self.domain.triple_fault():
                 raise LabError(
                     f"{name}: Xen ended the guest for a triple fault of its emulated CPU ({fault}), before its install "
-                    "ack: an HVM guest's kernel under nested emulation (TCG under Xen) does so now and then in its "
-                    "early boot; no verdict on the installer, the lab's retry runs the case again\n"
+                    "ack: an HVM guest under nested emulation (TCG under Xen) does so now and then, in its kernel's "
+                    "boot or mid-install; no verdict on the installer, the lab's retry runs the case again\n"
                     f"--- last console lines ({self.console.copy}) ---\n{self.console.tail()}"
                 )
             raise ProductFailure(

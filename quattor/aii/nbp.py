@@ -90,7 +90,8 @@ def pxelinux_config(entry: BootEntry) -> str:
     )
 
 
-# Where a node says its install stopped (the install server's report, which the lab's installer uses too).
+# Where a node says its install stopped: the install server's report (netboot_stack.httpd serves this path; the
+# lab's installer reports there too).
 FAILED_REPORT = "xenlab/install-failed"
 
 

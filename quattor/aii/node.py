@@ -35,9 +35,8 @@ class AiiNode:
     dialect: str  # the installer's boot arguments (quattor.aii.dialect): "el5" or "anaconda"
     updates: str | None  # an updates image for the installer
     stage2: str | None  # the installer's runtime image or install tree
-    installer_append: tuple[
-        str, ...
-    ]  # the installer's own kernel arguments (its boot only, not the installed system's)
+    # the installer's own kernel arguments: its boot's only, never the installed system's (the kickstart's)
+    installer_append: tuple[str, ...]
     osinstall: dict[str, object]
     profile: Profile
 
