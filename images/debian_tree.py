@@ -41,6 +41,24 @@ def drop_timers(rootfs: Path) -> None:
         timer.unlink()
 
 
+# Units a lab machine never uses, each costing a process at every boot under emulation: the virtual
+# terminals' logins (the machines' only console is a serial or Xen one, which keeps its getty) and e2fsprogs'
+# snapshot reaper (no LVM snapshots of ext4 here).
+UNUSED_UNITS = ("getty@tty1.service", "getty-static.service", "e2scrub_reap.service")
+# Early loads of modules a PV guest never uses at boot (dom0 keeps loop's and dm_mod's: its disks use them);
+# their device nodes are still made from modules.devname, and opening one loads its module.
+UNUSED_MODULE_LOADS = tuple(f"modprobe@{m}.service" for m in ("configfs", "efi_pstore", "fuse", "loop", "dm_mod"))
+
+
+def mask_units(rootfs: Path, units: Iterable[str] = UNUSED_UNITS) -> None:
+    """Mask units as `systemctl mask` does (a link to /dev/null in /etc): what wants them goes on without."""
+    for unit in units:
+        link = rootfs / "etc/systemd/system" / unit
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to("/dev/null")
+
+
 def install_units(rootfs: Path, units: Iterable[str]) -> None:
     """Copy the lab's systemd units from images/files and enable them for multi-user.target."""
     wants = rootfs / "etc/systemd/system/multi-user.target.wants"
@@ -102,6 +120,16 @@ def keep_only_modules(rootfs: Path, keep: Iterable[str]) -> None:
 def purge(rootfs: Path, packages: Iterable[str]) -> None:
     """Remove installed packages the tree does not use, by dpkg (which refuses one something still needs)."""
     run(["chroot", rootfs, "dpkg", "--purge", *packages], timeout=600)
+
+
+def byte_compile(rootfs: Path, *packages: str) -> None:
+    """Byte-compile Python packages copied into the tree by the tree's own python3, as a Debian package's
+    postinst does (py3compile): otherwise every run compiles every module it imports, under emulation, and a
+    read-only root (an initramfs copy, a fresh install) compiles again at each boot.  The .pyc files carry a
+    hash of their source, so an edited module is still compiled afresh rather than run stale."""
+    site = "/usr/lib/python3/dist-packages"
+    argv = ["python3", "-m", "compileall", "-q", "--invalidation-mode", "checked-hash"]
+    run(["chroot", rootfs, *argv, *(f"{site}/{p}" for p in packages)], timeout=600)
 
 
 def pack(rootfs: Path, tarball: Path) -> None:

@@ -173,8 +173,12 @@ class XenSuite:
         """dom0's `ncm-ncd --configure xen` with the profile that declares the guest: it makes its disk and
         config and starts it (pypxeboot's DHCP and fetches happen inside its `xl create`)."""
         url = self.lab.server.url(f"profiles/kstest/{name}.json")
+        # dom0 appends to a guest's console log across its domains: an earlier attempt's lines must not be read
+        # as this one's (the lab's copy of them is in that attempt's artifacts)
+        forget = f"rm -f {shlex.quote(self.kind.console_log.format(name=name))}"
         with self.lab.timeline.phase(name, "ncm-xen-start"):
-            proc = run([*self.ssh, f"ncm-ncd --configure xen --profile {shlex.quote(url)}"], check=False, timeout=900)
+            command = f"{forget}; ncm-ncd --configure xen --profile {shlex.quote(url)}"
+            proc = run([*self.ssh, command], check=False, timeout=900)
             (work / "ncm-ncd.log").write_text(proc.stdout + proc.stderr)
             if proc.returncode != 0:
                 said = (proc.stdout + proc.stderr).strip().splitlines()[-6:]

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.scenario
 
 NODE = "cagnode50"
 PROGRAM = REPO / "kickstart_installer" / "xenlab_installer.py"
-ANCHOR = '    progress("payload", f"{total // MiB} MiB unpacked")\n'
+ANCHOR = '    progress("payload", f"{total // MiB} MiB unpacked ({clock.summary()})")\n'
 MARK = "etc/xenlab-updates-applied"
 PATCH = ANCHOR + f'    (TARGET / "{MARK}").write_text("patched by updates.img\\n")\n'
 

@@ -133,3 +133,27 @@ def test_garbage_collection_keeps_current_images_and_their_locks() -> None:
     assert new.exists() and not old.exists()
     assert (store.images_dir() / f".{new.name}.lock").exists()
     assert not (store.images_dir() / f".{old.name}.lock").exists()
+
+
+def test_masked_units_are_what_systemd_itself_reads_as_masked(tmp_path: Path) -> None:
+    """mask_units writes what `systemctl mask` writes: systemd's own tool, offline on the tree, says so, and a
+    unit the tree enabled before (getty@tty1 in getty.target.wants) is masked over its old link."""
+    from images import debian_tree
+
+    units = tmp_path / "usr/lib/systemd/system"
+    units.mkdir(parents=True)
+    for name in ("getty-static.service", "getty@.service", "e2scrub_reap.service", "ssh.service"):
+        (units / name).write_text("[Unit]\nDescription=x\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=x\n")
+    wants = tmp_path / "etc/systemd/system/getty.target.wants"
+    wants.mkdir(parents=True)
+    (wants / "getty@tty1.service").symlink_to("/usr/lib/systemd/system/getty@.service")
+    (tmp_path / "etc/systemd/system/e2scrub_reap.service").symlink_to("/dev/null")  # masked already: no error
+
+    debian_tree.mask_units(tmp_path)
+
+    def state(unit: str) -> str:
+        argv = ["systemctl", f"--root={tmp_path}", "is-enabled", unit]
+        return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip()
+
+    assert [state(u) for u in debian_tree.UNUSED_UNITS] == ["masked"] * len(debian_tree.UNUSED_UNITS)
+    assert state("ssh.service") == "disabled"

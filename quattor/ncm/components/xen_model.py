@@ -39,6 +39,8 @@ PASSTHROUGH_STR = (
 )
 PASSTHROUGH_INT = ("vcpus", "maxmem", "videoram", "shadow_memory")
 PASSTHROUGH_BOOL = ("vnc", "sdl", "acpi", "apic", "pae", "hap", "nographic")
+# Lists of strings: extra arguments for the device model (QEMU), as xl.cfg(5) takes them.
+PASSTHROUGH_LIST = ("device_model_args", "device_model_args_hvm", "device_model_args_pv")
 
 
 def safe(value: str, path: str) -> str:
@@ -89,6 +91,7 @@ class DomainOptions:
     strings: tuple[tuple[str, str], ...]
     integers: tuple[tuple[str, int], ...]
     booleans: tuple[tuple[str, bool], ...]
+    lists: tuple[tuple[str, tuple[str, ...]], ...]
     profile_path: str
 
 
@@ -168,9 +171,10 @@ def _options(r: Reader) -> DomainOptions:
             strings.append((key, safe(value, r.at(key))))
     integers = [(k, v) for k in PASSTHROUGH_INT if (v := r.integer(k, minimum=1)) is not None]
     booleans = [(k, v) for k in PASSTHROUGH_BOOL if (v := r.boolean(k)) is not None]
+    lists = [(k, tuple(safe(i, r.at(k)) for i in v)) for k in PASSTHROUGH_LIST if (v := r.strings(k)) is not None]
     r.finish()
     return DomainOptions(
-        name, memory, kind, vifs, disks, args, tuple(strings), tuple(integers), tuple(booleans), r.path
+        name, memory, kind, vifs, disks, args, tuple(strings), tuple(integers), tuple(booleans), tuple(lists), r.path
     )
 
 
