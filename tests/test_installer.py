@@ -171,7 +171,7 @@ def test_a_payload_says_where_its_time_went(
     said = capsys.readouterr().out
     found = re.search(
         r"payload: 3 MiB unpacked \((?P<all>[\d.]+) s: (?P<net>[\d.]+) s waiting on the network, "
-        r"(?P<tar>[\d.]+) s on tar, whose CPU was (?P<cpu>[\d.]+) s\)",
+        r"(?P<tar>[\d.]+) s on tar, whose CPU was (?P<user>[\d.]+) s user and (?P<kernel>[\d.]+) s kernel\)",
         said,
     )
     assert found, said
