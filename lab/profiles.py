@@ -121,31 +121,17 @@ def point_at(tree: Any, plugin: InstallerPlugin) -> bool:
     return True
 
 
-# Where dom0 keeps an HVM guest's serial line from its first byte; the run's Xen state (lab.xen) carries
-# /var/log/xen into the artifacts.  A pty, the sites' usual choice, is not logged.
+# Where dom0 keeps an HVM guest's serial line from its first byte (QEMU's `-serial file:`); the run's Xen
+# state (lab.xen) carries /var/log/xen into the artifacts.  A pty, the sites' usual choice, is not logged.
+# QEMU reopens the file truncated when the rebooted guest gets a new device model: the installer's lines are
+# lost at its reboot.  Tried Dec 6 and reverted: `-chardev file,…,append=on` and `-serial chardev:…` through
+# `device_model_args_hvm` instead of `serial` kept GRUB's output across the reboot, but the installed
+# kernel wrote nothing to it and the domain powered off (with `serial = "file:…"` the same disk booted).
 HVM_SERIAL_LOG = "/var/log/xen/console/hvm-serial-{name}.log"
-HVM_SERIAL_CHARDEV = "xenlab-serial"
-
-
-def hvm_serial_logged(name: str) -> dict[str, list[str]]:
-    """The xl options that put an HVM guest's first serial port into HVM_SERIAL_LOG, appended to across its
-    reboots.  Not xl's `serial = "file:…"`: that is QEMU's `-serial file:`, which the device model of the
-    rebooted guest reopens truncated (the installer's lines were lost at its reboot); a `-chardev file` with
-    `append=on` keeps every boot's.  The guest's `serial` key must go: xl would add a port of its own first."""
-    path = HVM_SERIAL_LOG.format(name=name)
-    return {
-        "device_model_args_hvm": [
-            "-chardev",
-            f"file,id={HVM_SERIAL_CHARDEV},path={path},append=on",
-            "-serial",
-            f"chardev:{HVM_SERIAL_CHARDEV}",
-        ]
-    }
 
 
 def log_hvm_serial(tree: Any) -> list[str]:
-    """Log each HVM domain's serial line of a Xen host's profile to HVM_SERIAL_LOG (`hvm_serial_logged`, in
-    place of its `serial`); returns their names."""
+    """Point each HVM domain's `serial` of a Xen host's profile at HVM_SERIAL_LOG; returns their names."""
     domains = _get(tree, ("software", "components", "xen", "domains"))
     raws = domains.values() if isinstance(domains, dict) else domains if isinstance(domains, list) else []
     changed = []
@@ -153,8 +139,7 @@ def log_hvm_serial(tree: Any) -> list[str]:
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
             continue
         if raw.get("type") == "hvm" or (raw.get("type") is None and raw.get("builder") == "hvm"):
-            raw.pop("serial", None)
-            raw.update(hvm_serial_logged(raw["name"]))
+            raw["serial"] = "file:" + HVM_SERIAL_LOG.format(name=raw["name"])
             changed.append(raw["name"])
     return changed
 

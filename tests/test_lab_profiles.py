@@ -87,22 +87,14 @@ def test_hvm_guests_serial_lines_are_logged_from_their_first_byte(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The seed's HVM guest declares `serial = pty` (nothing keeps what a pty shows before someone attaches):
-    the lab's compile points it at a file in dom0's Xen log directory, appended to across the guest's reboots
-    (QEMU's `-serial file:` truncated it at the installer's reboot), through the device model's own arguments,
-    which ncm-xen writes into the guest's xl config as xl.cfg(5) takes them.  PV guests keep theirs."""
+    the lab's compile points it at a file in dom0's Xen log directory, which ncm-xen writes into the guest's
+    xl config as it would any serial option.  PV guests keep theirs."""
     out = compile_for_lab(PROFILES, tmp_path / "lab", kernel_release=NEW)
     domains = {
         d["name"]: d
         for d in json.loads((out / "profile_cagxen01.json").read_text())["software"]["components"]["xen"]["domains"]
     }
-    log = "/var/log/xen/console/hvm-serial-cagnode52.log"
-    assert "serial" not in domains["cagnode52"]  # xl's own port would be the guest's ttyS0
-    assert domains["cagnode52"]["device_model_args_hvm"] == [
-        "-chardev",
-        f"file,id=xenlab-serial,path={log},append=on",
-        "-serial",
-        "chardev:xenlab-serial",
-    ]
+    assert domains["cagnode52"]["serial"] == "file:/var/log/xen/console/hvm-serial-cagnode52.log"
     shipped_domains = {d["name"]: d for d in shipped("cagxen01")["software"]["components"]["xen"]["domains"]}
     assert shipped_domains["cagnode52"]["serial"] == "pty"
     for name in ("cagnode50", "cagnode51"):
@@ -116,12 +108,7 @@ def test_hvm_guests_serial_lines_are_logged_from_their_first_byte(
     with pytest.raises(ComponentError):  # its volume group exists only inside the lab's Xen host
         XenComponent().configure(load(tmp_path / "one.json"), Context(root=root, noaction=True))
     shown = capsys.readouterr().err
-    expected = (
-        '    | device_model_args_hvm = [ "-chardev", "file,id=xenlab-serial,path=/var/log/xen/console/'
-        'hvm-serial-cagnode52.log,append=on", "-serial", "chardev:xenlab-serial" ]'
-    )
-    assert expected in shown.splitlines(), shown
-    assert "serial = " not in shown, shown
+    assert '    | serial = "file:/var/log/xen/console/hvm-serial-cagnode52.log"' in shown, shown
 
 
 def test_every_installable_node_is_pointed_at_the_installer_plugin(tmp_path: Path) -> None:
