@@ -171,7 +171,9 @@ def _options(r: Reader) -> DomainOptions:
             strings.append((key, safe(value, r.at(key))))
     integers = [(k, v) for k in PASSTHROUGH_INT if (v := r.integer(k, minimum=1)) is not None]
     booleans = [(k, v) for k in PASSTHROUGH_BOOL if (v := r.boolean(k)) is not None]
-    lists = [(k, tuple(safe(i, r.at(k)) for i in v)) for k in PASSTHROUGH_LIST if (v := r.strings(k)) is not None]
+    lists = [
+        (k, tuple(safe(i, r.at(k)) for i in items)) for k in PASSTHROUGH_LIST if (items := r.strings(k)) is not None
+    ]
     r.finish()
     return DomainOptions(
         name, memory, kind, vifs, disks, args, tuple(strings), tuple(integers), tuple(booleans), tuple(lists), r.path
