@@ -74,7 +74,7 @@ def build() -> Path:
             debian_tree.install_units(root, UNITS)
             debian_tree.fresh_ssh_host_keys(root)
             debian_tree.drop_timers(root)
-            debian_tree.mask_units(root, debian_tree.UNUSED_UNITS + debian_tree.UNUSED_MODULE_LOADS)
+            debian_tree.mask_units(root, debian_tree.VT_LOGINS + debian_tree.UNUSED_MODULE_LOADS)
             debian_tree.keep_only_modules(root, kept_modules(root))
             debian_tree.purge(root, UNUSED_PACKAGES)
             (root / "usr/lib/udev/hwdb.bin").unlink(missing_ok=True)  # made by udev's postinst, owned by nothing
