@@ -44,15 +44,9 @@ def drop_timers(rootfs: Path) -> None:
 # The virtual terminals' logins: no lab machine has a display (their consoles are serial or Xen's, which keep
 # their getty), and each costs a process at every boot under emulation.
 VT_LOGINS = ("getty@tty1.service", "getty-static.service")
-# e2fsprogs' snapshot reaper: no LVM snapshots of ext4 in dom0.  Not masked in the guest payload: a site's
-# kickstart disables it there with `services` (the suite's services case does), which a mask would defeat.
-UNUSED_UNITS = (*VT_LOGINS, "e2scrub_reap.service")
-# Early loads of modules a PV guest never uses at boot (dom0 keeps loop's and dm_mod's: its disks use them);
-# their device nodes are still made from modules.devname, and opening one loads its module.
-UNUSED_MODULE_LOADS = tuple(f"modprobe@{m}.service" for m in ("configfs", "efi_pstore", "fuse", "loop", "dm_mod"))
 
 
-def mask_units(rootfs: Path, units: Iterable[str] = UNUSED_UNITS) -> None:
+def mask_units(rootfs: Path, units: Iterable[str]) -> None:
     """Mask units as `systemctl mask` does (a link to /dev/null in /etc): what wants them goes on without."""
     for unit in units:
         link = rootfs / "etc/systemd/system" / unit

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import shlex
 import subprocess
 import sys
@@ -398,8 +399,6 @@ class PayloadClock:
 
     @staticmethod
     def _children_cpu() -> tuple[float, float]:
-        import resource
-
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         return usage.ru_utime, usage.ru_stime
 

@@ -139,6 +139,7 @@ def test_masked_units_are_what_systemd_itself_reads_as_masked(tmp_path: Path) ->
     """mask_units writes what `systemctl mask` writes: systemd's own tool, offline on the tree, says so, and a
     unit the tree enabled before (getty@tty1 in getty.target.wants) is masked over its old link."""
     from images import debian_tree
+    from images.recipes import dom0
 
     units = tmp_path / "usr/lib/systemd/system"
     units.mkdir(parents=True)
@@ -149,11 +150,11 @@ def test_masked_units_are_what_systemd_itself_reads_as_masked(tmp_path: Path) ->
     (wants / "getty@tty1.service").symlink_to("/usr/lib/systemd/system/getty@.service")
     (tmp_path / "etc/systemd/system/e2scrub_reap.service").symlink_to("/dev/null")  # masked already: no error
 
-    debian_tree.mask_units(tmp_path)
+    debian_tree.mask_units(tmp_path, dom0.MASKED_UNITS)
 
     def state(unit: str) -> str:
         argv = ["systemctl", f"--root={tmp_path}", "is-enabled", unit]
         return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip()
 
-    assert [state(u) for u in debian_tree.UNUSED_UNITS] == ["masked"] * len(debian_tree.UNUSED_UNITS)
+    assert [state(u) for u in dom0.MASKED_UNITS] == ["masked"] * len(dom0.MASKED_UNITS)
     assert state("ssh.service") == "disabled"

@@ -46,6 +46,8 @@ COMMANDS = {
 
 MODULES = ("virtio_pci", "virtio_blk", "ext4", "xen-blkfront")
 UNITS = ("xenlab-ready.service", "xenlab-firstboot.service")
+# e2fsprogs' snapshot reaper: no LVM snapshots of ext4 in dom0.
+MASKED_UNITS = (*debian_tree.VT_LOGINS, "e2scrub_reap.service")
 
 
 def build() -> Path:
@@ -78,7 +80,7 @@ def configure(rootfs: Path) -> None:
         "--noclear --keep-baud 115200,38400,9600 %I xterm\n"
     )
     debian_tree.install_units(rootfs, UNITS)
-    debian_tree.mask_units(rootfs)
+    debian_tree.mask_units(rootfs, MASKED_UNITS)
     debian_tree.drop_timers(rootfs)
 
 

@@ -37,6 +37,13 @@ INITRD_MODULES = ("xen-blkfront", "ext4", "crc32c_generic")
 GUEST_MODULES = ("xen-blkfront", "xen-netfront", "ext4", "crc32c_generic", "autofs4", "dm-mod", "loop")
 XEN_DRIVERS = "drivers/xen"  # xenfs, evtchn, gntdev, privcmd: a guest's own Xen tools
 UNITS = ("xenlab-ready.service",)
+# Early loads of modules a PV guest does not use at boot (their device nodes are still made from
+# modules.devname, and opening one loads its module).  e2scrub_reap stays: a site's kickstart disables it with
+# `services` (the suite's services case does), which a mask would turn into "masked".
+MASKED_UNITS = (
+    *debian_tree.VT_LOGINS,
+    *(f"modprobe@{m}.service" for m in ("configfs", "efi_pstore", "fuse", "loop", "dm_mod")),
+)
 # usrmerge (chosen for init-system-helpers while the essential packages go in) and what only it needs.
 UNUSED_PACKAGES = (
     "usrmerge",
@@ -74,7 +81,7 @@ def build() -> Path:
             debian_tree.install_units(root, UNITS)
             debian_tree.fresh_ssh_host_keys(root)
             debian_tree.drop_timers(root)
-            debian_tree.mask_units(root, debian_tree.VT_LOGINS + debian_tree.UNUSED_MODULE_LOADS)
+            debian_tree.mask_units(root, MASKED_UNITS)
             debian_tree.keep_only_modules(root, kept_modules(root))
             debian_tree.purge(root, UNUSED_PACKAGES)
             (root / "usr/lib/udev/hwdb.bin").unlink(missing_ok=True)  # made by udev's postinst, owned by nothing
