@@ -5,6 +5,8 @@ A plug-in is a directory with `installer.toml`:
     name = "xenlab"                  # a short name: the install server serves it under boot/<name>/
     kernel = "vmlinuz"               # paths in the directory (or, for the lab's own, an image of the catalog)
     initrd = "initrd.img"
+    kernel_xen = "vmlinuz-xen"       # optional: the kernel a Xen PV guest boots through pypxeboot (RHEL 5's
+                                     # images/xen/vmlinuz); without it PV guests boot `kernel` too
     image = "installer"              # optional: the lab's image (images.catalog) that holds kernel and initrd
     stage2 = ""                      # optional: install.img / squashfs, or an install tree URL (inst.stage2)
     updates = ""                     # optional: an updates.img, applied over the installer before it starts
@@ -38,7 +40,7 @@ from quattor.aii.dialect import DIALECTS
 MANIFEST = "installer.toml"
 DEFAULT = REPO / "installers" / "xenlab"
 ENDS = ("kickstart-post",)
-KEYS = {"name", "kernel", "initrd", "image", "stage2", "updates", "dialect", "append", "console", "end"}
+KEYS = {"name", "kernel", "initrd", "kernel_xen", "image", "stage2", "updates", "dialect", "append", "console", "end"}
 BOOT_ARGUMENT = re.compile(r"[^\s'\"\\]+")  # one kernel argument: no blanks, quotes or backslashes
 # What Anaconda prints when it stops on an error (its exception handler, its dracut stage, Python itself).
 ANACONDA_FAILURES = (
@@ -58,6 +60,7 @@ class InstallerPlugin:
     initrd: str
     dialect: str
     image: str | None = None  # the lab's own image of the catalog, built instead of read from `directory`
+    kernel_xen: str | None = None  # a Xen PV guest's kernel (an ELF, gzipped or not), if not `kernel`
     stage2: str | None = None
     updates: str | None = None
     append: tuple[str, ...] = ()  # its own kernel arguments, on every entry that boots it
@@ -68,6 +71,10 @@ class InstallerPlugin:
 
     def file(self, value: str) -> Path:
         return (self.directory / value).resolve()
+
+    def kernel_for(self, *, xen_pv: bool) -> str:
+        """The kernel a machine boots: a Xen PV guest its own when the plug-in has one."""
+        return (self.kernel_xen or self.kernel) if xen_pv else self.kernel
 
     @property
     def served_dir(self) -> str:
@@ -112,6 +119,7 @@ def load(directory: Path) -> InstallerPlugin:
         name=name,
         kernel=_string(data, "kernel", fail, required=True),
         initrd=_string(data, "initrd", fail, required=True),
+        kernel_xen=_string(data, "kernel_xen", fail) or None,
         dialect=dialect,
         image=_string(data, "image", fail) or None,
         stage2=_string(data, "stage2", fail) or None,
@@ -124,7 +132,7 @@ def load(directory: Path) -> InstallerPlugin:
         end=ack,
     )
     if plugin.image is None:
-        for key in ("kernel", "initrd", "updates"):
+        for key in ("kernel", "initrd", "kernel_xen", "updates"):
             value = getattr(plugin, key)
             if value and "://" not in value and not plugin.file(value).is_file():
                 raise fail(key, f"{plugin.file(value)} does not exist")

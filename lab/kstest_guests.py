@@ -56,6 +56,7 @@ class GuestKind:
     name: str  # pv or hvm
     console: str  # the installer's console device
     over_http: bool  # the pxelinux entry names kernel and initrd by URL (for pypxeboot), else by TFTP path
+    xen_pv: bool  # boots the plug-in's PV kernel (`kernel_xen`), if it has one
     route: Route  # how the install server answers the guest's own DHCP at its first boot
     console_log: str  # where dom0 keeps the guest's console
     install_s: float  # from the guest's start to its ack, two at a time on the host's two emulated vCPUs
@@ -108,11 +109,11 @@ def shape_of(host_profile: Path, guest: str) -> GuestShape:
     return GuestShape(options.memory, bootloader)
 
 
-PV = GuestKind("pv", "hvc0", True, Route.PXELINUX, CONSOLE_LOG, 1200)  # pypxeboot reads the pxelinux entry
+PV = GuestKind("pv", "hvc0", True, True, Route.PXELINUX, CONSOLE_LOG, 1200)  # pypxeboot reads the pxelinux entry
 # The HVM NIC's ROM is iPXE: its entry over HTTP (PXELINUX's TFTP of the initrd took 4 minutes per guest).
 # Under nested emulation an HVM guest's CPU triple-faults now and then (Dec 5: 3 guests of 6 two at a time, 1
 # of 5 one at a time, in the kernel's boot or mid-install): a LabError, retried (kickstart_on_xen._Watch).
-HVM = GuestKind("hvm", "ttyS0", False, Route.IPXE, HVM_SERIAL_LOG, 2400)
+HVM = GuestKind("hvm", "ttyS0", False, False, Route.IPXE, HVM_SERIAL_LOG, 2400)
 KINDS = {k.name: k for k in (PV, HVM)}
 
 

@@ -286,13 +286,15 @@ class Lab:
         installer: InstallerPlugin | None = None,
         console: str = "ttyS0",
         over_http: bool = False,
+        xen_pv: bool = False,
         nic: str = "eth0",
     ) -> BootEntry:
         """Publish the node's installer and kickstart, and switch the node to install at its next boot: the
         node's installer image with `ks=`, or an installer plug-in with the boot arguments of its dialect.
         `console`: the installer's console device (a Xen PV guest's is hvc0).  `over_http`: the entry names
         kernel and initrd by their HTTP URLs (as the seed's AII entries do for pypxeboot), else by their
-        TFTP paths (what a NIC's PXELINUX fetches).  `nic`: the installer's network device, named to a plug-in
+        TFTP paths (what a NIC's PXELINUX fetches).  `xen_pv`: the node is a Xen PV guest, which boots the
+        plug-in's `kernel_xen` if it has one.  `nic`: the installer's network device, named to a plug-in
         in its dialect (Anaconda's `ip=<nic>:dhcp`, EL5's `ksdevice=`)."""
         ks = self.server.url(self.server.write(f"ks/{self.fqdn(name)}.ks", kickstart))
         if installer is None:
@@ -303,7 +305,7 @@ class Lab:
             install: tuple[str, ...] = (f"ks={ks}",)
         else:
             self.publish_installer(installer)
-            kernel = f"{installer.served_dir}/{Path(installer.kernel).name}"
+            kernel = f"{installer.served_dir}/{Path(installer.kernel_for(xen_pv=xen_pv)).name}"
             initrd = f"{installer.served_dir}/{Path(installer.initrd).name}"
             install = install_arguments(installer.dialect, ks=ks, nic=nic)
         if over_http:
@@ -326,7 +328,7 @@ class Lab:
             return
         self._published.add(plugin)
         source = self.images.installer(plugin.image) if plugin.image else plugin.directory
-        for name in (plugin.kernel, plugin.initrd, plugin.updates, plugin.stage2):
+        for name in (plugin.kernel, plugin.kernel_xen, plugin.initrd, plugin.updates, plugin.stage2):
             if name and "://" not in name:
                 self.server.publish(source / name, f"{plugin.served_dir}/{Path(name).name}")
 

@@ -22,7 +22,7 @@ from foundation.errors import PreflightError
 from lab.installer_plugin import InstallerPlugin
 from lab.topology import profile_paths
 from quattor.ncm.components import xen_model
-from quattor.profile import ProfileError, load
+from quattor.profile import Profile, ProfileError, load
 
 log = logging.getLogger("xenlab.profiles")
 
@@ -70,18 +70,22 @@ def compile_for_lab(
             f"{source}: no compiled profiles (profile_<node>.json or .xml) to compile for the lab",
             hint="point --profiles at panc's output",
         )
+    profiles = {}
     for node, path in sources.items():
         try:
-            tree = load(path).tree
+            profiles[node] = load(path)
         except ProfileError as exc:
             raise PreflightError(str(exc), hint=f"fix {path}") from None
+    pv_guests = xen_pv_guests(profiles.values())
+    for node, path in sources.items():
+        tree = profiles[node].tree
         declared = _get(tree, KERNEL_VERSION)
         out = retarget_kernel(tree, kernel_release)
         if out is not tree:
             log.info("%s: kernel %s -> %s (the kernel of the lab's payloads)", path.name, declared, kernel_release)
         if ssh_public_key is not None and isinstance(_get(out, SSHKEY[:-1]), dict):
             _get(out, SSHKEY[:-1])[SSHKEY[-1]] = ssh_public_key
-        if installer is not None and point_at(out, installer):
+        if installer is not None and point_at(out, installer, xen_pv=node in pv_guests):
             log.info("%s: installs with %s (%s dialect)", path.name, installer.name, installer.dialect)
         for name in log_hvm_serial(out):
             log.info("%s: HVM guest %s's serial line logged to %s", path.name, name, HVM_SERIAL_LOG.format(name=name))
@@ -89,11 +93,27 @@ def compile_for_lab(
     return dest
 
 
-def point_at(tree: Any, plugin: InstallerPlugin) -> bool:
+def xen_pv_guests(profiles: Iterable[Profile]) -> set[str]:
+    """The domains some Xen host's profile declares as PV (or PVH): Xen's domain builder loads the kernel
+    their bootloader hands it, which need not be a bzImage (see images.bzimage)."""
+    names: set[str] = set()
+    for profile in profiles:
+        if profile.get("/software/components/xen/domains") is None:
+            continue
+        try:
+            domains = xen_model.read(profile.reader("/software/components/xen")).domains
+        except ProfileError as exc:
+            raise PreflightError(f"{profile.source}: {exc}", hint="ncm-xen reads this on the host") from None
+        names.update(d.options.name for d in domains if d.options.type in ("pv", "pvh"))
+    return names
+
+
+def point_at(tree: Any, plugin: InstallerPlugin, *, xen_pv: bool = False) -> bool:
     """Point a node's AII entry (`/system/aii/nbp/options`) at the installer plug-in as the install server
     serves it (`plugin.served_dir`, the same server and scheme, or the same relative TFTP form, as the
     profile's own kernel), in its dialect, with its updates image, stage2 and own kernel arguments
-    (`installer_append`, on the install entry only); False for a node AII does not install."""
+    (`installer_append`, on the install entry only); a Xen PV guest's (`xen_pv`) at the plug-in's PV kernel
+    if it has one.  False for a node AII does not install."""
     nbp = _get(tree, NBP)
     kslocation = _get(tree, ("system", "aii", "osinstall", "options", "kslocation"))
     if not isinstance(nbp, dict) or not isinstance(kslocation, str):
@@ -105,8 +125,8 @@ def point_at(tree: Any, plugin: InstallerPlugin) -> bool:
         form = urllib.parse.urlsplit(like) if like else server
         return f"{form.scheme}://{form.netloc}/{path}" if form.scheme else path
 
-    for key in ("kernel", "initrd"):
-        nbp[key] = served(getattr(plugin, key), str(nbp.get(key, "")) or kslocation)
+    for key, name in (("kernel", plugin.kernel_for(xen_pv=xen_pv)), ("initrd", plugin.initrd)):
+        nbp[key] = served(name, str(nbp.get(key, "")) or kslocation)
     nbp["dialect"] = plugin.dialect
     if plugin.append:  # its boot's, not the installed system's (AII's `append` is both: the kickstart's too)
         nbp["installer_append"] = " ".join(plugin.append)

@@ -161,6 +161,7 @@ class XenSuite:
                 installer=self.plugin,
                 console=self.kind.console,
                 over_http=self.kind.over_http,
+                xen_pv=self.kind.xen_pv,
                 nic=kstest.NETDEV,
             )
             profile = json.loads(json.dumps(self.host_profile))

@@ -25,6 +25,7 @@ DEPRECATED = {"ks", "ksdevice", "method", "dns", "updates", "stage2", "repo"}
 def test_the_labs_own_installer_is_described_by_a_manifest() -> None:
     plugin = installer_plugin.load(installer_plugin.DEFAULT)
     assert (plugin.name, plugin.image, plugin.kernel, plugin.initrd) == ("xenlab", "installer", "vmlinuz", "initrd.img")
+    assert plugin.kernel_for(xen_pv=True) == "vmlinuz-xen" and plugin.kernel_for(xen_pv=False) == "vmlinuz"
     assert plugin.dialect == "anaconda" and plugin.end == "kickstart-post" and plugin.append == ("quiet",)
     assert any(re.search(p, "XENLAB-INSTALL-FAILED the partitions need 3073 MiB") for p in plugin.failure)
     assert any(re.search(p, "XENLAB-INSTALL payload: 80 MiB unpacked") for p in plugin.progress)
@@ -59,6 +60,8 @@ def test_an_anaconda_plugin_gets_anacondas_failure_patterns_by_default(tmp_path:
         ("name = ", None, "not TOML"),
         (GOOD + "append = ['quiet', 'a b']\n", None, "append: expected a list of kernel arguments"),
         (GOOD + "append = 'quiet'\n", None, "append: expected a list of kernel arguments"),
+        (GOOD + "kernel_xen = 'vmlinuz-xen'\n", None, "kernel_xen: "),
+        (GOOD + "kernel_xen = 1\n", None, "kernel_xen: expected a string"),
     ],
 )
 def test_a_bad_manifest_is_refused_naming_its_key(

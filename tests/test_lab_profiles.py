@@ -120,7 +120,8 @@ def test_every_installable_node_is_pointed_at_the_installer_plugin(tmp_path: Pat
     host = json.loads((out / "profile_cagxen01.json").read_text())["system"]["aii"]["nbp"]["options"]
     guest = json.loads((out / "profile_cagnode50.json").read_text())["system"]["aii"]["nbp"]["options"]
     assert (host["kernel"], host["initrd"]) == ("boot/xenlab/vmlinuz", "boot/xenlab/initrd.img")
-    assert guest["kernel"] == "http://gridinstall.xenlab.test/boot/xenlab/vmlinuz"
+    assert guest["kernel"] == "http://gridinstall.xenlab.test/boot/xenlab/vmlinuz-xen", "a PV guest's own kernel"
+    assert guest["initrd"] == "http://gridinstall.xenlab.test/boot/xenlab/initrd.img"
     assert guest["updates"] == "http://gridinstall.xenlab.test/boot/xenlab/patch.img"
     assert host["dialect"] == guest["dialect"] == "anaconda"
     entry = node.read(load(out / "profile_cagnode50.json")).boot_entry()
@@ -138,3 +139,29 @@ def test_every_installable_node_is_pointed_at_the_installer_plugin(tmp_path: Pat
     assert "quiet" not in ks.kernel_append(recompiled), "the installer's boot only, not the installed system's"
     plain = json.loads((out / "profile_gridinstall.json").read_text())
     assert "nbp" not in json.dumps(plain.get("system", {}).get("aii", {}))  # the install server installs nothing
+
+
+def test_pv_guests_boot_the_plugins_xen_kernel_and_the_rest_its_bzimage(tmp_path: Path) -> None:
+    """Which nodes are PV guests is read from the Xen host's domains (cagnode50 and cagnode51 name no type:
+    PV, xm's default; cagnode52 is `type hvm`); a plug-in without `kernel_xen` gives every node its one
+    kernel."""
+    plugin = installer_plugin.load(installer_plugin.DEFAULT)
+    assert plugin.kernel_xen == "vmlinuz-xen"
+
+    def kernels(out: Path) -> dict[str, str]:
+        found = {}
+        for name in ("cagxen01", "cagnode50", "cagnode51", "cagnode52"):
+            nbp = json.loads((out / f"profile_{name}.json").read_text())["system"]["aii"]["nbp"]["options"]
+            found[name] = nbp["kernel"].rsplit("/", 1)[-1]
+        return found
+
+    out = compile_for_lab(PROFILES, tmp_path / "with", kernel_release=NEW, installer=plugin)
+    assert kernels(out) == {
+        "cagxen01": "vmlinuz",
+        "cagnode50": "vmlinuz-xen",
+        "cagnode51": "vmlinuz-xen",
+        "cagnode52": "vmlinuz",
+    }
+    bare = dataclasses.replace(plugin, kernel_xen=None)
+    out = compile_for_lab(PROFILES, tmp_path / "without", kernel_release=NEW, installer=bare)
+    assert set(kernels(out).values()) == {"vmlinuz"}

@@ -1,11 +1,13 @@
-"""The installer the lab netboots: installer-base plus the kickstart installer program, as one initrd."""
+"""The installer the lab netboots: installer-base plus the kickstart installer program, as one initrd; its
+kernel as a bzImage (`vmlinuz`, for PXE and HVM guests) and as a Xen PV guest's (`vmlinuz-xen`, see
+images.bzimage)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from foundation.paths import REPO
-from images import cpio, store
+from images import bzimage, cpio, store
 from images.recipes import installer_base
 
 FILES = Path(__file__).resolve().parent.parent / "files"
@@ -27,6 +29,10 @@ def build() -> Path:
         cpio.concatenate(out / "initrd.img", base / "base.cpio.zst", overlay)
         overlay.unlink()
         (out / "vmlinuz").symlink_to((base / "vmlinuz").resolve())
+        bzimage.write_pv_kernel(out / "vmlinuz", out / "vmlinuz-xen")
 
-    inputs = {"base": base.name, "recipe": store.source_digest(Path(__file__), program, FILES / "udhcpc.script")}
+    inputs = {
+        "base": base.name,
+        "recipe": store.source_digest(Path(__file__), Path(bzimage.__file__), program, FILES / "udhcpc.script"),
+    }
     return store.build_or_reuse("installer", inputs, make)
