@@ -120,10 +120,6 @@ def test_the_gateway_reinstalls_from_empty_disks(
                 assert node.file("/etc/ssh/ssh_host_ed25519_key").exists  # its own, made at first boot
                 assert node.service("ssh").is_running
                 assert node.check_output("uname -r") == served_profile(gateway, guest)["system"]["kernel"]["version"]
-                menu = node.file("/boot/grub/grub.cfg").content_string  # a PV guest's own kernel (gzipped ELF)
-                pv_kernel = re.search(r"^\s*linux (/boot)?/xen/vmlinuz-", menu, re.M) is not None
-                wanted = "the bzImage (an HVM guest's BIOS GRUB boots it)" if planned.hvm else "/boot/xen/vmlinuz-*"
-                assert pv_kernel == (not planned.hvm), f"{guest}: its GRUB entry should boot {wanted}:\n{menu}"
 
         with lab.timeline.phase("checks", "dns"):
             for node_name in (name, *gateway.guests):
