@@ -63,10 +63,6 @@ SUPPORTED = {
 }
 TARGET = Path("/mnt/sysimage")
 SYS_BLOCK = Path("/sys/block")
-SYS_HYPERVISOR = Path("/sys/hypervisor")
-# A Xen PV guest's own kernel, if the payload has one (images.bzimage: the ELF Xen's domain builder loads
-# without the bzImage's XZ), as RHEL 5's Anaconda installed kernel-xen in a PV guest.
-PV_KERNEL_DIR = "xen"
 GRUB_HEADER = "serial --unit=0 --speed=115200\nterminal_input serial\nterminal_output serial\nset timeout=1\n"
 MiB = 1024 * 1024
 
@@ -564,25 +560,14 @@ def configure_services(enabled: list[str], disabled: list[str]) -> None:
             progress("services", f"{unit} {action}d")
 
 
-def xen_guest_type() -> str:
-    """PV, PVH or HVM in a Xen guest (the kernel's /sys/hypervisor/guest_type), else empty."""
-    try:
-        return (SYS_HYPERVISOR / "guest_type").read_text().strip()
-    except OSError:
-        return ""
-
-
 def grub_entry(handler: Handler, volumes: list[Volume]) -> str:
     """The menu entry for the installed kernel, with the kickstart's --append (Anaconda writes one too).  Its
     commands are the ones GRUB and Xen's pygrub both read; with a /boot of its own, paths are that file
-    system's.  In a Xen PV guest, the payload's PV kernel of the same release if it has one."""
+    system's."""
     kernels = sorted((TARGET / "boot").glob("vmlinuz-*"))
     if not kernels:
         raise InstallError("the payload has no kernel in /boot (vmlinuz-*)")
     release = kernels[-1].name.removeprefix("vmlinuz-")
-    kernel = f"vmlinuz-{release}"
-    if xen_guest_type() in ("PV", "PVH") and (TARGET / "boot" / PV_KERNEL_DIR / kernel).is_file():
-        kernel = f"{PV_KERNEL_DIR}/{kernel}"  # pygrub hands it to Xen; a PV guest never runs BIOS GRUB
     root = next(v for v in volumes if v.mountpoint == "/")
     boot = next((v for v in volumes if v.mountpoint == "/boot"), root)
     prefix = "" if boot is not root else "/boot"
@@ -593,7 +578,7 @@ def grub_entry(handler: Handler, volumes: list[Volume]) -> str:
     search = f"\tsearch --no-floppy --label --set=root {label}\n" if label else ""
     return (
         f"menuentry 'Debian GNU/Linux, {release}' {{\n{search}"
-        f"\tlinux {prefix}/{kernel} root={device} ro {append}\n{initrd}}}\n"
+        f"\tlinux {prefix}/vmlinuz-{release} root={device} ro {append}\n{initrd}}}\n"
     )
 
 

@@ -87,23 +87,11 @@ def test_a_named_disk_that_is_missing_is_refused_with_the_disks_there_are(
         inst.find_disk(inst.parse("clearpart --all --drives=xvda\npart / --size=1024\n"))
 
 
-def guest_menu_entry(target: Path, monkeypatch: MonkeyPatch, *, guest_type: str = "", xen_kernel: bool = False) -> str:
-    """The entry the installer writes for a payload with a kernel and initrd (and a PV guest's kernel if
-    `xen_kernel`), for a guest's kickstart, on a machine whose /sys/hypervisor/guest_type says `guest_type`
-    (absent if empty: no Xen)."""
+def guest_menu_entry(target: Path, monkeypatch: MonkeyPatch) -> str:
+    """The entry the installer writes for a payload with a kernel and initrd, for a guest's kickstart."""
     monkeypatch.setattr(inst, "TARGET", target)
-    hypervisor = target / ".sys-hypervisor"
-    hypervisor.mkdir(parents=True)
-    if guest_type:
-        (hypervisor / "guest_type").write_text(guest_type + "\n")
-    monkeypatch.setattr(inst, "SYS_HYPERVISOR", hypervisor)
     (target / "boot").mkdir(parents=True)
-    for name in (
-        "vmlinuz-6.1.0-56-amd64",
-        "initrd.img-6.1.0-56-amd64",
-        *(("xen/vmlinuz-6.1.0-56-amd64",) if xen_kernel else ()),
-    ):
-        (target / "boot" / name).parent.mkdir(exist_ok=True)
+    for name in ("vmlinuz-6.1.0-56-amd64", "initrd.img-6.1.0-56-amd64"):
         (target / "boot" / name).write_bytes(b"")
     handler = inst.parse('part / --size=1024 --label=root\nbootloader --location=mbr --append="console=hvc0"\n')
     return inst.grub_entry(handler, [inst.Volume("/", "/dev/xvda1", "ext4", "LABEL=root")])
@@ -322,24 +310,6 @@ def test_the_installed_fstab_names_every_file_system_parents_first_and_swap_last
         "/dev/mapper/vg0-log /var/log ext4 defaults 0 2\n"
         "UUID=5e1f none swap defaults 0 0\n"
     )
-
-
-@pytest.mark.parametrize(
-    ("guest_type", "xen_kernel", "kernel"),
-    [
-        ("PV", True, "/boot/xen/vmlinuz-6.1.0-56-amd64"),
-        ("PVH", True, "/boot/xen/vmlinuz-6.1.0-56-amd64"),
-        ("HVM", True, "/boot/vmlinuz-6.1.0-56-amd64"),  # BIOS GRUB boots it: a bzImage
-        ("", True, "/boot/vmlinuz-6.1.0-56-amd64"),  # no Xen at all
-        ("PV", False, "/boot/vmlinuz-6.1.0-56-amd64"),  # a payload without one: the bzImage, as before
-    ],
-)
-def test_a_xen_pv_guest_boots_the_payloads_pv_kernel_and_every_other_machine_the_bzimage(
-    tmp_path: Path, monkeypatch: MonkeyPatch, guest_type: str, xen_kernel: bool, kernel: str
-) -> None:
-    entry = guest_menu_entry(tmp_path / "target", monkeypatch, guest_type=guest_type, xen_kernel=xen_kernel)
-    assert f"\tlinux {kernel} root=LABEL=root ro console=hvc0\n" in entry, entry
-    assert "\tinitrd /boot/initrd.img-6.1.0-56-amd64\n" in entry
 
 
 def test_with_a_boot_file_system_of_its_own_the_entry_names_its_paths(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:

@@ -6,11 +6,8 @@ what a PV guest loads (GUEST_MODULES and what they depend on, and Xen's own driv
 installed system does not use at all: `usrmerge` and the Perl it brings go (a fifth of the tree; mmdebstrap
 merged /usr already, `usr-is-merged` says so to init-system-helpers), udev's hardware database and its
 sources (no hardware to look up in a PV guest), glibc's iconv converters (nothing in it converts
-charsets).  Beside the kernel, its ELF gzipped in /boot/xen (images.bzimage), which the installer names in a
-PV guest's GRUB entry: pygrub hands Xen that, and the domain builder skips the bzImage's XZ at every boot
-(an HVM guest's BIOS GRUB boots the bzImage).  Every byte and file left is unpacked by each guest's
-install under emulation, where writing them is three quarters of the payload's time (the installer's
-payload line says so).
+charsets).  Every byte and file left is unpacked by each guest's install under emulation, where writing
+them is three quarters of the payload's time (the installer's payload line says so).
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from images import bzimage, debian_tree, debs, kmod, mmdebstrap, store
+from images import debian_tree, debs, kmod, mmdebstrap, store
 
 PACKAGES = (
     "usr-is-merged",  # init-system-helpers' other alternative to usrmerge, purged below
@@ -90,9 +87,6 @@ def build() -> Path:
             (root / "usr/lib/udev/hwdb.bin").unlink(missing_ok=True)  # made by udev's postinst, owned by nothing
             for unused in (*(root / "usr/lib/udev/hwdb.d").glob("*.hwdb"), *(root / GCONV).glob("*.so")):
                 unused.unlink()
-            release = debian_tree.kernel_release(root)
-            (root / "boot/xen").mkdir()
-            bzimage.write_pv_kernel(root / f"boot/vmlinuz-{release}", root / f"boot/xen/vmlinuz-{release}")
             debian_tree.pack(root, out / "guest.tar.zst")
 
     inputs = {
@@ -104,7 +98,6 @@ def build() -> Path:
             Path(__file__),
             Path(mmdebstrap.__file__),
             Path(kmod.__file__),
-            Path(bzimage.__file__),
             *debian_tree.sources("xenlab-network", "xenlab-network.service", "udhcpc.script", *UNITS),
         ),
     }
