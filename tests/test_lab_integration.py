@@ -118,9 +118,20 @@ class Owner:
         return not registry.traces(self.lab_id, (self.qemu_pid,))
 
 
+def _interruptible() -> None:
+    """The owner is a user's run, whose Ctrl-C is SIGINT: a runner that started this suite in the background
+    (a shell's `&` without job control) left SIGINT ignored, which the owner would inherit and Python keep."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_owner() -> Owner:
     proc = subprocess.Popen(
-        [sys.executable, "-c", CRASHING_OWNER], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", CRASHING_OWNER],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_interruptible,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().split()
