@@ -36,6 +36,13 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
+def as_foreground_job() -> None:
+    """For a child process standing for a user's run at a terminal (a `preexec_fn`): Ctrl-C's SIGINT back to
+    its default action.  A shell without job control starts a background job (`nohup .ci/run &`) with SIGINT
+    ignored, as POSIX has it, and every child inherits that: Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def raise_on_sigterm() -> None:
     """SIGTERM raises KeyboardInterrupt in this process, as Ctrl-C does (unless someone chose otherwise)."""
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from foundation import registry
+from foundation import interrupts, registry
 from foundation.paths import REPO
 from foundation.process import pid_alive
 
@@ -69,6 +69,7 @@ def test_ctrl_c_mid_install_leaves_no_vm_container_namespace_or_loop_device(run_
             stdout=out,
             stderr=subprocess.STDOUT,
             process_group=0,  # its own group, as a terminal's foreground job
+            preexec_fn=interrupts.as_foreground_job,  # whose Ctrl-C acts however this suite was started
         )
     pgid = command.pid
     try:

@@ -141,3 +141,26 @@ def test_the_reaper_leaves_a_lab_its_owner_no_longer_holds(private_state: Path) 
     finally:
         victim.kill()
         victim.wait()
+
+
+def test_a_run_started_as_a_foreground_job_gets_ctrl_c_back_from_a_background_parent() -> None:
+    """A shell's background job starts with SIGINT ignored and Python keeps it so: Ctrl-C would do nothing to
+    a lab owner started from it, unless it is given SIGINT's default back (what the Ctrl-C tests do)."""
+    probe = [
+        sys.executable,
+        "-c",
+        "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)",
+    ]
+
+    def background() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def background_then_foreground() -> None:
+        background()
+        interrupts.as_foreground_job()
+
+    said = {
+        how.__name__: subprocess.run(probe, preexec_fn=how, capture_output=True, text=True, check=True).stdout.strip()
+        for how in (background, background_then_foreground)
+    }
+    assert said == {"background": "False", "background_then_foreground": "True"}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from foundation import netns, registry, settings
+from foundation import interrupts, netns, registry, settings
 from foundation.errors import LabError, PreflightError
 from foundation.paths import REPO
 from foundation.process import pid_cmdline
@@ -118,12 +118,6 @@ class Owner:
         return not registry.traces(self.lab_id, (self.qemu_pid,))
 
 
-def _interruptible() -> None:
-    """The owner is a user's run, whose Ctrl-C is SIGINT: a runner that started this suite in the background
-    (a shell's `&` without job control) left SIGINT ignored, which the owner would inherit and Python keep."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def start_owner() -> Owner:
     proc = subprocess.Popen(
         [sys.executable, "-c", CRASHING_OWNER],
@@ -131,7 +125,7 @@ def start_owner() -> Owner:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_interruptible,
+        preexec_fn=interrupts.as_foreground_job,  # the owner is a user's run: Ctrl-C reaches it
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().split()
