@@ -16,7 +16,9 @@ import gzip
 import lzma
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 SETUP_SECTS = 0x1F1
 HEADER_MAGIC = 0x202  # "HdrS"
@@ -29,28 +31,19 @@ class NotABzImage(ValueError):
     """The file is not a bzImage whose payload this module can turn into a PV kernel."""
 
 
-def _xz(data: bytes) -> bytes:
-    return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data)
+class _Decompressor(Protocol):
+    @property
+    def eof(self) -> bool: ...
+
+    def decompress(self, data: bytes) -> bytes: ...
 
 
-def _lzma(data: bytes) -> bytes:
-    return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE).decompress(data)
-
-
-def _gzip(data: bytes) -> bytes:
-    return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(data)  # ignores the size the build appends
-
-
-def _bzip2(data: bytes) -> bytes:
-    return bz2.BZ2Decompressor().decompress(data)
-
-
-# The payload's first bytes -> its decompressor (the kernel's own set also has LZO, LZ4 and zstd).
-DECOMPRESSORS = (
-    (b"\xfd7zXZ\x00", "xz", _xz),
-    (b"\x1f\x8b", "gzip", _gzip),
-    (b"BZh", "bzip2", _bzip2),
-    (b"\x5d\x00\x00", "lzma", _lzma),
+# The payload's first bytes -> a decompressor of its format (the kernel's own set also has LZO, LZ4 and zstd).
+DECOMPRESSORS: tuple[tuple[bytes, str, Callable[[], _Decompressor]], ...] = (
+    (b"\xfd7zXZ\x00", "xz", lambda: lzma.LZMADecompressor(format=lzma.FORMAT_XZ)),
+    (b"\x1f\x8b", "gzip", lambda: zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)),  # ignores the size appended
+    (b"BZh", "bzip2", bz2.BZ2Decompressor),
+    (b"\x5d\x00\x00", "lzma", lambda: lzma.LZMADecompressor(format=lzma.FORMAT_ALONE)),
 )
 OTHER_FORMATS = {b"\x89LZO": "lzo", b"\x02\x21\x4c\x18": "lz4", b"\x28\xb5\x2f\xfd": "zstd"}
 
@@ -69,12 +62,15 @@ def vmlinux(image: bytes, *, name: str = "bzImage") -> bytes:
     payload = image[start : start + length]
     if not length or len(payload) != length:
         raise NotABzImage(f"{name}: its payload ({length} bytes at {start}) runs past the file's {len(image)}")
-    for magic, fmt, decompress in DECOMPRESSORS:
+    for magic, fmt, decompressor in DECOMPRESSORS:
         if payload.startswith(magic):
+            stream = decompressor()
             try:
-                elf = decompress(payload)
+                elf = stream.decompress(payload)
             except (lzma.LZMAError, zlib.error, OSError, EOFError) as exc:
                 raise NotABzImage(f"{name}: its {fmt} payload does not decompress: {exc}") from None
+            if not stream.eof:  # a cut stream decompresses without error, to a kernel cut short
+                raise NotABzImage(f"{name}: its {fmt} payload ends before its stream does (truncated)")
             if not elf.startswith(ELF_MAGIC):
                 raise NotABzImage(f"{name}: its {fmt} payload is not an ELF kernel")
             return elf

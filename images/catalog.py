@@ -16,11 +16,13 @@ from images.recipes import (
     installer,
     installer_base,
     kernel,
+    pv_kernel,
     server_rootfs,
 )
 
 RECIPES: dict[str, Callable[[], Path]] = {
     "kernel": kernel.build,
+    "pv-kernel": pv_kernel.build,
     "bootfiles": bootfiles.build,
     "server-rootfs": server_rootfs.build,
     "dummy-installer": dummy_installer.build,

@@ -64,6 +64,10 @@ def test_a_zero_setup_sects_means_four_as_the_boot_protocol_says() -> None:
         (make_bzimage(b"ABCDEFGH"), "compressed with unknown (414243444546)"),
         (make_bzimage(COMPRESSORS["gzip"](b"#!/bin/sh\n" * 50)), "its gzip payload is not an ELF kernel"),
         (make_bzimage(COMPRESSORS["xz"](ELF)[:40] + b"\0" * 80), "its xz payload does not decompress"),
+        *(
+            (make_bzimage(COMPRESSORS[fmt](ELF)[:-60]), f"its {fmt} payload ends before its stream does")
+            for fmt in sorted(COMPRESSORS)
+        ),
     ],
 )
 def test_what_is_not_a_usable_bzimage_is_refused_with_the_reason(image: bytes, says: str) -> None:
@@ -113,7 +117,7 @@ def test_the_installers_xen_kernel_is_debians_vmlinux_with_the_notes_xens_pv_bui
     from images.recipes import installer
 
     built = installer.build()
-    elf = gzip.decompress((built / "vmlinuz-xen").read_bytes())
+    elf = gzip.decompress((built / "vmlinuz-xen").read_bytes())  # the pv-kernel image's, linked
     assert elf == bzimage.vmlinux((built / "vmlinuz").read_bytes())
     notes = xen_notes(elf)
     assert notes.get(6, b"").rstrip(b"\0") == b"linux", notes  # XEN_ELFNOTE_GUEST_OS

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import installer_plugin
+from lab import installer_plugin, topology
 from lab.profiles import compile_for_lab
 from quattor.aii import ks, node
 from quattor.ncm.component import ComponentError, Context
@@ -165,3 +165,18 @@ def test_pv_guests_boot_the_plugins_xen_kernel_and_the_rest_its_bzimage(tmp_path
     bare = dataclasses.replace(plugin, kernel_xen=None)
     out = compile_for_lab(PROFILES, tmp_path / "without", kernel_release=NEW, installer=bare)
     assert set(kernels(out).values()) == {"vmlinuz"}
+
+
+def test_a_second_sites_pv_guests_are_the_ones_its_xen_host_declares(tmp_path: Path) -> None:
+    """Another site's profiles (domains keyed by name, options nested, as its panc templates write them): the
+    nodes pointed at the PV kernel are exactly the PV guests the lab's topology reads from its Xen host."""
+    westgrid = PROFILES / "westgrid"
+    plugin = installer_plugin.load(installer_plugin.DEFAULT)
+    out = compile_for_lab(westgrid, tmp_path / "lab", kernel_release=NEW, installer=plugin)
+    pointed = set()
+    for path in out.glob("profile_*.json"):
+        nbp = json.loads(path.read_text()).get("system", {}).get("aii", {}).get("nbp", {}).get("options", {})
+        if str(nbp.get("kernel", "")).endswith("/vmlinuz-xen"):
+            pointed.add(path.stem.removeprefix("profile_"))
+    expected = {g.name for g in topology.read(westgrid).host.pv_guests}
+    assert expected and pointed == expected
