@@ -28,6 +28,11 @@ class ImageError(LabError):
     """An image cannot be built from its inputs (a package lacks what the recipe takes from it)."""
 
 
+class EmulationFault(LabError):
+    """The emulated machine itself failed under QEMU's TCG: Xen crashed in the exit path of its (emulated)
+    hardware virtualisation, or an HVM guest's emulated CPU triple-faulted.  No verdict on the product."""
+
+
 class ServerDown(LabError):
     """The install server (its dnsmasq, or the whole container) stopped while the lab waited on it: no wait
     can end well, and it is the lab's fault, not the product's."""

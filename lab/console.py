@@ -20,7 +20,8 @@ from typing import IO
 import pexpect
 import pexpect.fdpexpect
 
-from foundation.errors import FatalConsoleOutput, LabError, PhaseTimeout
+from foundation.errors import EmulationFault, FatalConsoleOutput, LabError, PhaseTimeout
+from lab import xen_crash
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[c78()][0-9A-B]?|[\x08\r\x00]")
 # An escape sequence cut by a read boundary: held back until its end arrives.
@@ -58,6 +59,7 @@ class SerialConsole:
         self._dropped = 0  # characters trimmed from the front of the window
         self._fatal_checked = 0  # absolute offset up to which fatal patterns were looked for
         self._fatal_hit: str | None = None
+        self._emulation_crash: str | None = None  # the faulting frame, when the fatal hit is such a Xen crash
         self._pending = b""
         self._eof = False
         self._cond = threading.Condition()
@@ -112,6 +114,8 @@ class SerialConsole:
         m = self._fatal.search(self._text, start, end)
         if m:
             self._fatal_hit = m.group(0).strip()
+            if self._fatal_hit.startswith("(XEN)"):
+                self._emulation_crash = xen_crash.emulated_virtualisation_crash(self._text[: m.end()])
         self._fatal_checked = self._dropped + end
 
     # --- waiting -------------------------------------------------------------------------------------------
@@ -128,7 +132,13 @@ class SerialConsole:
     def check(self) -> None:
         """Raise at once if a fatal pattern has appeared."""
         with self._cond:
-            hit = self._fatal_hit
+            hit, crash = self._fatal_hit, self._emulation_crash
+        if crash:
+            raise EmulationFault(
+                f"{self.name}: Xen crashed in its hardware virtualisation's exit path ({crash}): under QEMU's TCG "
+                "that is the emulated SVM's doing, not the system under test's; the lab's retry runs it again\n"
+                f"--- last console lines ({self.log_path}) ---\n{self.tail()}"
+            )
         if hit:
             raise FatalConsoleOutput(
                 f"{self.name}: fatal console output: {hit}\n--- last console lines ({self.log_path}) ---\n{self.tail()}"

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from foundation.errors import LabError, PhaseTimeout, ProductFailure
+from foundation.errors import EmulationFault, LabError, PhaseTimeout, ProductFailure
 from foundation.paths import REPO
 from foundation.process import run
 from lab import host_snapshot
@@ -80,7 +80,7 @@ class _Watch:
             time.sleep(1)  # xenconsoled's last lines
             self.console.check(now=True)  # a failure line it printed before it ended is its reason
             if fault := self.domain.triple_fault():
-                raise LabError(
+                raise EmulationFault(
                     f"{name}: Xen ended the guest for a triple fault of its emulated CPU ({fault}), before its install "
                     "ack: an HVM guest under nested emulation (TCG under Xen) does so now and then, in its kernel's "
                     "boot or mid-install; no verdict on the installer, the lab's retry runs the case again\n"

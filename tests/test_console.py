@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from foundation.errors import FatalConsoleOutput, PhaseTimeout
+from foundation.errors import EmulationFault, FatalConsoleOutput, LabError, PhaseTimeout
 from lab.console import SerialConsole, clean
 
 Console = tuple[SerialConsole, socket.socket]  # the lab's end and QEMU's end of a serial line
@@ -73,6 +73,24 @@ def test_fatal_pattern_ends_the_wait_at_once_with_the_line(console: Console) -> 
     with pytest.raises(FatalConsoleOutput, match="Unable to mount root fs"):
         con.expect("never printed", phase="install", timeout=30)
     assert time.monotonic() - started < 5
+
+
+def test_xens_crash_in_its_svm_exit_path_is_the_labs_failure(console: Console) -> None:
+    con, qemu = console
+    qemu.sendall((Path(__file__).parent / "data/xen-4.17-svm-exit-crash.log").read_bytes())
+    with pytest.raises(EmulationFault, match=r"svm_vmexit_handler\+0x25/0x14e0") as err:
+        con.expect("never printed", phase="guests", timeout=30)
+    assert isinstance(err.value, LabError) and "exit path" in str(err.value)
+
+
+def test_xen_refusing_to_build_dom0_stays_the_products_failure(console: Console) -> None:
+    con, qemu = console
+    qemu.sendall(
+        b"(XEN) ****************************************\n(XEN) Panic on CPU 0:\n(XEN) Could not construct domain 0\n"
+    )
+    with pytest.raises(FatalConsoleOutput) as err:
+        con.expect("never printed", phase="xen", timeout=30)
+    assert not isinstance(err.value, LabError)
 
 
 def test_eof_is_reported_as_the_vm_stopping(console: Console) -> None:
