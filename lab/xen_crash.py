@@ -17,14 +17,17 @@ import re
 
 CALL_TRACE = "(XEN) Xen call trace:"
 _FAULTING_FRAME = re.compile(r"\(XEN\)\s+\[<[0-9a-f]+>\] R (\S+)")
+# The crash's call trace ends at most this far before its panic banner (the trace's frames and the page-table
+# walk: 742 characters in the crash above); a call trace further back is an earlier report (a WARN, say).
+REPORT_SPAN = 4096
 # Xen's own SVM and VMX code, and its nested-virtualisation layers over them.
 EXIT_PATH = re.compile(r"(?:n?svm|n?vmx)_\w+")
 
 
 def faulting_frame(console: str) -> str | None:
-    """The last crash's faulting frame (`svm_vmexit_handler+0x25/0x14e0`), or None when no call trace with one
-    is in `console`."""
-    start = console.rfind(CALL_TRACE)
+    """The faulting frame (`svm_vmexit_handler+0x25/0x14e0`) of the crash `console` ends with, or None when no
+    call trace with one is in its last REPORT_SPAN characters."""
+    start = console.rfind(CALL_TRACE, max(len(console) - REPORT_SPAN, 0))
     if start < 0:
         return None
     m = _FAULTING_FRAME.search(console, start + len(CALL_TRACE), start + len(CALL_TRACE) + 400)
@@ -32,7 +35,7 @@ def faulting_frame(console: str) -> str | None:
 
 
 def emulated_virtualisation_crash(console: str) -> str | None:
-    """The faulting frame when the last Xen crash in `console` is in its hardware virtualisation's exit path
-    (under TCG, the emulated SVM's doing), else None."""
+    """The faulting frame when the Xen crash `console` ends with (up to its panic banner) is in its hardware
+    virtualisation's exit path (under TCG, the emulated SVM's doing), else None."""
     frame = faulting_frame(console)
     return frame if frame and EXIT_PATH.fullmatch(frame.split("+", 1)[0]) else None

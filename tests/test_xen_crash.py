@@ -41,6 +41,12 @@ def test_the_last_crash_counts() -> None:
     assert xen_crash.emulated_virtualisation_crash(HEAP_CRASH + SVM_EXIT_CRASH) == "svm_vmexit_handler+0x25/0x14e0"
 
 
+def test_an_earlier_report_far_back_is_not_this_panics_trace() -> None:
+    # an SVM call trace (a WARN's, say), then the host runs on for a while, then dom0 cannot be built
+    dom0_lines = "".join(f"[  {n}.000000] xenbr0: port 2(vif1.0) entered forwarding state\n" for n in range(100))
+    assert xen_crash.emulated_virtualisation_crash(SVM_EXIT_CRASH + dom0_lines + DOM0_PANIC) is None
+
+
 def test_vmx_and_nested_exit_handlers_count_too() -> None:
     for frame in ("vmx_vmexit_handler+0x1a/0x1f00", "nsvm_vcpu_vmexit_inject+0x8/0x90", "nvmx_switch_guest+0x2/0x40"):
         crash = SVM_EXIT_CRASH.replace("svm_vmexit_handler+0x25/0x14e0", frame)
