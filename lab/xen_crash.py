@@ -3,7 +3,7 @@
 Xen 4.17 runs here under QEMU's TCG, which emulates AMD's SVM (`-cpu qemu64,+npt`).  Now and then that
 emulation hands Xen a #VMEXIT it cannot have had (Dec 6 2026, `seed-hvm`: an HVM guest's CPU triple-faulted
 at an address inside Xen's own `svm_asm_do_resume`, and when xl restarted it, Xen took a page fault in
-`svm_vmexit_handler` in dom0's context, the vCPU's VMCB pointer null, and panicked).  A crash whose faulting
+`svm_vmexit_handler` in dom0's context, reading through a null pointer, and panicked).  A crash whose faulting
 frame is in SVM's or VMX's exit handling is that: the lab's emulated hardware, not anything the system under
 test configured.  Any other Xen crash stays the product's to answer for.
 
