@@ -178,7 +178,10 @@ class SerialConsole:
 
     # --- writing -------------------------------------------------------------------------------------------
     def send_line(self, line: str) -> None:
-        data = (line + "\r").encode()
+        self.send_keys((line + "\r").encode())
+
+    def send_keys(self, data: bytes) -> None:
+        """Type bytes as they are (control keys included), paced so that Xen drops none."""
         for i in range(0, len(data), INPUT_CHUNK):
             self._sock.sendall(data[i : i + INPUT_CHUNK])
             time.sleep(INPUT_PAUSE)

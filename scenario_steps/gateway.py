@@ -14,14 +14,16 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from images.catalog import PAYLOAD_FILES
-from lab import host_snapshot, installer_plugin, topology, xen
+from lab import host_hang, host_snapshot, installer_plugin, topology, xen
 from lab.host_snapshot import HostInputs
 from lab.installer_plugin import InstallerPlugin
 from lab.lab import PAYLOAD_DIR, Lab, LabSpec, spec_from_profiles
-from lab.profiles import compile_for_lab, keep_domains
+from lab.profiles import HVM_SERIAL_LOG, compile_for_lab, keep_domains
+from lab.remote_console import CONSOLE_LOG, GuestConsoleLog
+from lab.stall import StallWatch
 from lab.topology import HostPlan, Topology
 from lab.vm import DiskConfig
 from netboot_stack.events import Event, Kind, ResetLoop
@@ -32,6 +34,8 @@ log = logging.getLogger("xenlab.gateway")
 
 HOST_PAYLOAD = PAYLOAD_FILES["dom0-payload"]
 GUEST_PAYLOAD = PAYLOAD_FILES["guest-payload"]
+GUEST_FATAL = (r"Kernel panic - not syncing.*",)  # on a guest's console: it will not come up
+CONSOLE_READ_S = 10.0  # each guest console's read over SSH (dom0 runs on the same two emulated CPUs)
 
 
 class NotInProfiles(Exception):
@@ -159,12 +163,42 @@ def install_guests(lab: Lab, gateway: Gateway) -> dict[str, Event]:
         phase="guests-installed-and-up",
         timeout=gateway.guests_timeout(lab.images.payloads[GUEST_PAYLOAD]),
         kind=Kind.BOOTED,
-        watch=[host_console, resets],
+        watch=[host_console, resets, guests_watch(lab, gateway)],
         arrived=arrived,
     )
     for guest in gateway.guests:
         record_guest_phases(lab, gateway, guest)
     return {guest: booted[guest] for guest in gateway.guests}
+
+
+def guests_watch(lab: Lab, gateway: Gateway) -> StallWatch:
+    """Each guest's consoles in dom0 followed live (copies in the artifacts, beside the host's: kept even if
+    dom0 dies), a guest with no sign of life or a host that answers nothing ending the wait early."""
+    host = gateway.host.name
+    vm = lab.vms[host]
+    assert lab.run_dir is not None
+    ssh = lab.ssh.argv(str(lab.ip(host)))
+    consoles = {}
+    for guest in gateway.host.guests:
+        paths = [CONSOLE_LOG.format(name=guest.name)] + ([HVM_SERIAL_LOG.format(name=guest.name)] if guest.hvm else [])
+        consoles[guest.name] = [
+            GuestConsoleLog(
+                ssh,
+                guest.name,
+                lab.run_dir / guest.name / f"live-{PurePosixPath(path).name}",
+                failure=GUEST_FATAL,
+                interval=CONSOLE_READ_S,
+                path=path,
+            )
+            for path in paths
+        ]
+    events, host_dir = lab.server.events, lab.run_dir / host
+    return StallWatch(
+        events,
+        consoles,
+        done=lambda guest: bool(events.select(kind=Kind.BOOTED, node=guest)),
+        on_host_silent=lambda quiet: host_hang.hang_error(vm, quiet, host_dir),
+    )
 
 
 def entry_paths(lab: Lab, guest: str) -> frozenset[str]:

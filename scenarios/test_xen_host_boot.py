@@ -3,7 +3,8 @@
 The disk is the dom0 payload with GRUB whose menu the system under test (ncm-grub, from cagxen01's
 profile) wrote; QEMU runs it under TCG with `-cpu qemu64,+npt`.  Witnesses: the console shows GRUB, Xen and
 dom0 in that order; in dom0, `xl info` and `xl list` show Xen running and dom0 with the memory the profile's
-`dom0_mem` gives it.  (The installer puts this system on an empty disk in `test_host_install.py`.)
+`dom0_mem` gives it.  (The installer puts this system on an empty disk in `test_host_install.py`.)  The same
+host, booted again, is where `lab.host_hang`'s looks at a host that stopped answering are tried for real.
 """
 
 from __future__ import annotations
@@ -13,17 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from foundation.errors import EmulationFault
 from foundation.paths import REPO
-from lab import image_set
+from lab import host_hang, image_set
 from lab.lab import Lab, LabSpec, NodeSpec
 from lab.profiles import compile_for_lab
-from lab.vm import DiskConfig
+from lab.vm import DiskConfig, Vm
 from scenarios.marks import XEN_HOST
 
 pytestmark = [pytest.mark.scenario, XEN_HOST]
 
 
-def test_xen_and_dom0_boot_from_ncm_grubs_entry(run_dir: Path, tmp_path: Path) -> None:
+def ncm_grub_host(tmp_path: Path) -> LabSpec:
     profiles = compile_for_lab(REPO / "profiles", tmp_path, kernel_release=image_set.dom0_kernel_release())
     disk = image_set.xen_host_disk_image(profiles / "profile_cagxen01.json")
     node = NodeSpec(
@@ -35,16 +37,26 @@ def test_xen_and_dom0_boot_from_ncm_grubs_entry(run_dir: Path, tmp_path: Path) -
         boot_order="c",
         disks=(DiskConfig("root", base=disk),),
     )
-    with Lab(LabSpec("xen-host", nodes=(node,)), run_dir=run_dir) as lab:
-        vm = lab.vm("cagxen01")
-        vm.start()
-        lab.wait_console("cagxen01", r"Xen 4\.17 / Debian GNU/Linux", phase="grub", timeout=120)
-        lab.wait_console("cagxen01", r"\(XEN\) Xen version 4\.17", phase="xen", timeout=120)
-        lab.wait_console("cagxen01", r"Linux version 6\.", phase="dom0-kernel", timeout=180)
-        lab.wait_console("cagxen01", r"XENLAB-READY cagxen01 ", phase="dom0-ready", timeout=400)
+    return LabSpec("xen-host", nodes=(node,))
+
+
+def boot_to_dom0_shell(lab: Lab) -> Vm:
+    vm = lab.vm("cagxen01")
+    vm.start()
+    lab.wait_console("cagxen01", r"Xen 4\.17 / Debian GNU/Linux", phase="grub", timeout=120)
+    lab.wait_console("cagxen01", r"\(XEN\) Xen version 4\.17", phase="xen", timeout=120)
+    lab.wait_console("cagxen01", r"Linux version 6\.", phase="dom0-kernel", timeout=180)
+    lab.wait_console("cagxen01", r"XENLAB-READY cagxen01 ", phase="dom0-ready", timeout=400)
+    assert vm.console is not None
+    vm.console.send_line("")  # the autologin prompt may have come before the ready marker: ask again
+    lab.wait_console("cagxen01", r"root@cagxen01:\S*# ", phase="shell", timeout=120)
+    return vm
+
+
+def test_xen_and_dom0_boot_from_ncm_grubs_entry(run_dir: Path, tmp_path: Path) -> None:
+    with Lab(ncm_grub_host(tmp_path), run_dir=run_dir) as lab:
+        vm = boot_to_dom0_shell(lab)
         assert vm.console is not None
-        vm.console.send_line("")  # the autologin prompt may have come before the ready marker: ask again
-        lab.wait_console("cagxen01", r"root@cagxen01:\S*# ", phase="shell", timeout=120)
         with lab.timeline.phase("cagxen01", "xl"):
             info, rc = vm.console.run("xl info | grep -E '^(xen_major|xen_minor|xen_caps)'", phase="xl", timeout=120)
             assert rc == 0, info
@@ -59,4 +71,25 @@ def test_xen_and_dom0_boot_from_ncm_grubs_entry(run_dir: Path, tmp_path: Path) -
         assert (
             console.index("Xen 4.17 / Debian") < console.index("(XEN) Xen version") < console.index("Linux version 6.")
         )
+        vm.stop()
+
+
+def test_a_host_that_stops_answering_is_told_apart_by_whether_xen_still_answers(run_dir: Path, tmp_path: Path) -> None:
+    """The looks `lab.host_hang` takes at a host that answers nothing, on a real one: with Xen running (its
+    console answers CTRL-a x3 and dumps its CPUs, and hands the input back to dom0), then with the VM's CPUs
+    stopped by QMP (Xen cannot answer: the lab's fault, and QEMU still says where each vCPU stands)."""
+    with Lab(ncm_grub_host(tmp_path), run_dir=run_dir) as lab:
+        vm = boot_to_dom0_shell(lab)
+        assert vm.console is not None and vm.qmp is not None
+        alive = host_hang.hang_error(vm, 300, run_dir / "alive")
+        assert isinstance(alive, host_hang.HostUnresponsive), alive
+        report = (run_dir / "alive" / "host-hang.txt").read_text()
+        assert "'d' pressed -> dumping registers" in report and "Serial input to DOM0" in report, report[-3000:]
+        out, rc = vm.console.run("echo dom0 has its input back", phase="after-the-looks", timeout=60)
+        assert rc == 0 and "dom0 has its input back" in out
+        vm.qmp.cmd("stop")
+        stopped = host_hang.hang_error(vm, 300, run_dir / "stopped")
+        assert isinstance(stopped, EmulationFault), stopped
+        assert "vCPU 0 at " in str(stopped) and "vCPU 1 at " in str(stopped) and "not moving" in str(stopped)
+        vm.qmp.cmd("cont")
         vm.stop()

@@ -60,3 +60,38 @@ def test_progress_lines_are_logged_once_each(tmp_path: Path, caplog: pytest.LogC
         console.check()
     said = [r.getMessage() for r in caplog.records]
     assert said == ["ks-case: XENLAB-INSTALL partition: / 3072 MiB", "ks-case: XENLAB-INSTALL payload: 80 MiB unpacked"]
+
+
+def test_a_log_started_afresh_is_read_from_its_start(tmp_path: Path) -> None:
+    """QEMU truncates an HVM guest's serial file at its reboot: what the new boot writes is read, not skipped
+    as if it were the old file's first bytes."""
+    log = tmp_path / "hvm-serial-ks-case.log"
+    console = follow(tmp_path, log)
+    log.write_text("SeaBIOS (version 1.16.2)\niPXE booting the installer\n" + "x" * 500 + "\n")
+    console.check()
+    log.write_text("GRUB loading.\nXENLAB-INSTALL-FAILED after the reboot\n")  # shorter than what was read
+    with pytest.raises(FatalConsoleOutput) as excinfo:
+        console.check()
+    assert "XENLAB-INSTALL-FAILED after the reboot" in str(excinfo.value).splitlines()[0]
+    copy = (tmp_path / "copy" / "console.log").read_text()
+    assert copy.index("iPXE booting") < copy.index("started afresh") < copy.index("GRUB loading.")
+
+
+def test_signs_of_life_say_when_dom0_answered_and_when_the_log_grew(tmp_path: Path) -> None:
+    log = tmp_path / "guest-ks-case.log"
+    console = follow(tmp_path, log)
+    assert console.answered is None and console.grew is None
+    console.check()
+    assert console.answered is not None and console.grew is None  # dom0 answered; the guest wrote nothing yet
+    log.write_text("Linux version 6.1\n")
+    console.check()
+    grew = console.grew
+    assert grew is not None
+    console.check()
+    assert console.grew == grew and console.answered is not None and console.answered > grew
+
+
+def test_dom0_not_answering_is_no_sign_of_life(tmp_path: Path) -> None:
+    console = GuestConsoleLog(["sh", "-c", "exit 255", "--"], "ks-case", tmp_path / "copy.log", interval=0)
+    console.check()
+    assert console.answered is None and console.text == ""

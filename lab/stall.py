@@ -1,0 +1,87 @@
+"""Ends a long wait on a Xen host's guests early when one of them, or the host itself, shows no sign of life.
+
+A guest that stopped (GRUB spinning on an emulated disk, a kernel stuck under nested emulation) prints
+nothing and asks the install server for nothing: waiting out its phase's whole timeout (47 minutes for an
+HVM guest once) tells nothing more.  `StallWatch`, a watched thing of a wait, follows each guest's consoles in
+dom0 (`GuestConsoleLog`: the copies stay in the run's artifacts even when dom0 dies) and reads two signs of
+life per guest: a console that grew, an install-server event from it.  Neither for `silence` seconds:
+`GuestStalled`, with its last console lines and events.  dom0 answering none of the reads for
+`host_silence` seconds: the host is hung, and `on_host_silent` (which may look into the VM, as
+`lab.host_hang` does) makes the error.  A guest that reached what the wait waits for is not watched further.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from foundation.errors import PhaseTimeout, XenlabError
+from lab.remote_console import GuestConsoleLog
+from netboot_stack.events import Event, EventLog
+
+log = logging.getLogger("xenlab.stall")
+
+GUEST_SILENCE = 600.0  # a passing HVM guest: 140 s without a byte while GRUB read its kernel and initrd (Dec 6)
+HOST_SILENCE = 300.0
+
+
+class GuestStalled(PhaseTimeout):
+    """A guest showed no sign of life (console, install-server event) for longer than a working one ever does."""
+
+
+@dataclass
+class StallWatch:
+    events: EventLog
+    consoles: Mapping[str, Sequence[GuestConsoleLog]]  # guest -> the logs of its consoles in dom0
+    done: Callable[[str], bool]  # the guest reached what the wait waits for
+    on_host_silent: Callable[[float], XenlabError]  # seconds since dom0 last answered -> the error to raise
+    silence: float = GUEST_SILENCE
+    host_silence: float = HOST_SILENCE
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(default=-1.0)
+    _heard: dict[str, tuple[int, float]] = field(default_factory=dict)  # guest -> (its events, when that changed)
+
+    def __post_init__(self) -> None:
+        if self.started < 0:
+            self.started = self.clock()
+
+    def check(self) -> None:
+        for logs in self.consoles.values():
+            for console in logs:
+                console.check()
+        now = self.clock()
+        answers = [c.answered for logs in self.consoles.values() for c in logs if c.answered is not None]
+        quiet = now - max(answers, default=self.started)
+        if quiet > self.host_silence:
+            raise self.on_host_silent(quiet)
+        for guest, logs in self.consoles.items():
+            if self.done(guest):
+                continue
+            last = self.last_sign(guest, logs)
+            if now - last > self.silence:
+                raise GuestStalled(self._stalled(guest, logs, now - last))
+
+    def last_sign(self, guest: str, logs: Sequence[GuestConsoleLog]) -> float:
+        """When the guest last showed life: its consoles' growth, or a new install-server event from it (noted
+        on this watch's clock when it sees the count of the guest's events change)."""
+        count = len(self._events_of(guest))
+        seen, _ = self._heard.setdefault(guest, (count, self.started))  # what it had said before the watch
+        if seen != count:
+            self._heard[guest] = (count, self.clock())
+        grown = [c.grew for c in logs if c.grew is not None]
+        return max([self.started, self._heard[guest][1], *grown])
+
+    def _events_of(self, guest: str) -> list[Event]:
+        return [e for e in self.events.select() if e.node == guest]
+
+    def _stalled(self, guest: str, logs: Sequence[GuestConsoleLog], quiet: float) -> str:
+        events = self._events_of(guest)
+        last_event = f"{events[-1]} ({self.clock() - events[-1].seen:.0f} s ago)" if events else "none"
+        said = [f"--- last lines of {c.path} (copy: {c.copy}) ---\n{c.tail() or '(nothing)'}" for c in logs]
+        return (
+            f"{guest}: no sign of life for {quiet:.0f} s (its consoles did not grow, the install server heard "
+            f"nothing from it; a working guest is never quiet for {self.silence:.0f} s): stuck where its console "
+            f"ends; last install-server event: {last_event}\n" + "\n".join(said)
+        )
