@@ -33,6 +33,7 @@ REGISTERS_APART_S = 5.0
 
 _CPU = re.compile(r"^CPU#(\d+)", re.M)
 _RIP = re.compile(r"\bRIP=([0-9a-f]{16})")
+_HALTED = re.compile(r"\bHLT=1\b")
 XEN_TEXT = (0xFFFF82D040000000, 0xFFFF82D080000000)  # where Xen 4.x's code runs (its directmap is elsewhere)
 KERNEL_TEXT = 0xFFFFFFFF80000000  # a Linux kernel's text mapping (dom0's or a guest's)
 
@@ -54,23 +55,31 @@ class Look:
         looks = self.instruction_pointers()
         if not any(looks):
             return "QEMU did not say where its vCPUs are"
+        halted = halted_cpus(self.registers[-1])
         parts = []
         for cpu in sorted(looks[-1]):
             seen = [look[cpu] for look in looks if cpu in look]
             moving = "moving" if len(set(seen)) > 1 else "not moving"
-            parts.append(f"vCPU {cpu} at {seen[-1]:#x} ({where(seen[-1])}, {moving})")
+            idle = ", halted" if cpu in halted else ""
+            parts.append(f"vCPU {cpu} at {seen[-1]:#x} ({where(seen[-1])}, {moving}{idle})")
         return "; ".join(parts)
+
+
+def _per_cpu(registers: str) -> dict[int, str]:
+    """QEMU's `info registers -a` cut into each vCPU's part."""
+    marks = list(_CPU.finditer(registers))
+    ends = [m.start() for m in marks[1:]] + [len(registers)] * bool(marks)
+    return {int(m.group(1)): registers[m.end() : end] for m, end in zip(marks, ends, strict=True)}
 
 
 def rips(registers: str) -> dict[int, int]:
     """Each vCPU's instruction pointer in QEMU's `info registers -a`."""
-    found: dict[int, int] = {}
-    marks = list(_CPU.finditer(registers))
-    for i, mark in enumerate(marks):
-        end = marks[i + 1].start() if i + 1 < len(marks) else len(registers)
-        if m := _RIP.search(registers, mark.end(), end):
-            found[int(mark.group(1))] = int(m.group(1), 16)
-    return found
+    return {cpu: int(m.group(1), 16) for cpu, part in _per_cpu(registers).items() if (m := _RIP.search(part))}
+
+
+def halted_cpus(registers: str) -> set[int]:
+    """The vCPUs waiting in HLT for an interrupt (idle, not spinning)."""
+    return {cpu for cpu, part in _per_cpu(registers).items() if _HALTED.search(part)}
 
 
 def where(rip: int) -> str:
