@@ -35,7 +35,7 @@ log = logging.getLogger("xenlab.gateway")
 HOST_PAYLOAD = PAYLOAD_FILES["dom0-payload"]
 GUEST_PAYLOAD = PAYLOAD_FILES["guest-payload"]
 GUEST_FATAL = (r"Kernel panic - not syncing.*",)  # on a guest's console: it will not come up
-CONSOLE_READ_S = 10.0  # each guest console's read over SSH (dom0 runs on the same two emulated CPUs)
+CONSOLE_READ_S = 20.0  # each guest console read over SSH: dom0 shares the two emulated CPUs with the guests
 
 
 class NotInProfiles(Exception):
