@@ -1,12 +1,13 @@
 """What a Xen host VM that stopped answering was doing, read from outside it, and whose fault that is.
 
-Two looks that need nothing from dom0: QEMU's view of each vCPU (`info registers -a` over QMP, twice, a few
-seconds apart: an instruction pointer that does not move is a CPU spinning in place), and Xen's own serial
-console (CTRL-a three times hands its input to Xen; `d` dumps every physical CPU's registers and stack;
-CTRL-a three times gives the input back to dom0).  Xen answering says dom0 is the one that hangs (its
-configuration is the system under test's: a `ProductFailure`); Xen silent on its own console says the
-hypervisor itself stopped under QEMU's emulation (`EmulationFault`, the lab's).  What both looks saw goes to
-`host-hang.txt` beside the host's console logs.
+Looks that need nothing of dom0's network: QEMU's view of each vCPU (`info registers -a` over QMP, twice, a
+few seconds apart: an instruction pointer that does not move is a CPU spinning in place, or halted), Xen's
+own serial console (CTRL-a three times hands its input to Xen; `d` dumps every physical CPU's registers and
+stack; CTRL-a three times gives the input back to dom0), then dom0's root shell on that console.  dom0's shell
+answering: only the lab's way in over the network broke (`LabError`).  Xen answering and dom0's shell not:
+dom0 hangs (its configuration is the system under test's: `HostUnresponsive`, a `ProductFailure`).  Xen
+silent on its own console: the hypervisor itself stopped under QEMU's emulation (`EmulationFault`, the lab's).
+What the looks saw goes to `host-hang.txt` beside the host's console logs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from foundation.errors import EmulationFault, PhaseTimeout, XenlabError
+from foundation.errors import EmulationFault, LabError, PhaseTimeout, XenlabError
 from lab.console import SerialConsole
 from lab.vm import Vm
 
@@ -29,6 +30,8 @@ TO_DOM0 = r"\(XEN\) \*\*\* Serial input to DOM0"
 DUMP_REGISTERS = b"d"
 XEN_ANSWER_S = 20.0
 DUMP_S = 10.0
+DOM0_ALIVE = "xenlab-dom0-shell-answers"
+DOM0_ANSWER_S = 30.0
 REGISTERS_APART_S = 5.0
 
 _CPU = re.compile(r"^CPU#(\d+)", re.M)
@@ -47,6 +50,7 @@ class Look:
     registers: list[str]  # `info registers -a`, each look's text ("" when QMP did not answer)
     xen_answered: bool
     xen_said: str  # Xen's console after the switch of input (its dump)
+    dom0_shell_answered: bool = False  # dom0's shell on the console ran a command (after Xen gave the input back)
 
     def instruction_pointers(self) -> list[dict[int, int]]:
         return [rips(text) for text in self.registers]
@@ -95,8 +99,19 @@ def look(vm: Vm) -> Look:
     registers = [_registers(vm)]
     time.sleep(REGISTERS_APART_S)
     registers.append(_registers(vm))
-    answered, said = _ask_xen(vm.console) if vm.console is not None else (False, "")
-    return Look(registers, answered, said)
+    if vm.console is None:
+        return Look(registers, False, "")
+    answered, said = _ask_xen(vm.console)
+    return Look(registers, answered, said, answered and _ask_dom0_shell(vm.console))
+
+
+def _ask_dom0_shell(console: SerialConsole) -> bool:
+    """Whether the root shell on dom0's console still runs a command (its input is dom0's again)."""
+    try:
+        out, rc = console.run(f"echo {DOM0_ALIVE}", phase="host-hang: dom0's shell", timeout=DOM0_ANSWER_S)
+    except (OSError, XenlabError):
+        return False
+    return rc == 0 and DOM0_ALIVE in out
 
 
 def _registers(vm: Vm) -> str:
@@ -135,8 +150,16 @@ def hang_error(vm: Vm, quiet: float, dest: Path) -> XenlabError:
     report.write_text(
         f"{vm.name}: dom0 answered nothing for {quiet:.0f} s\n{seen.summary()}\n\n"
         + "\n".join(f"--- info registers -a, look {i + 1} ---\n{text}" for i, text in enumerate(seen.registers))
-        + f"\n--- Xen's console after CTRL-a x3 (answered: {seen.xen_answered}) ---\n{seen.xen_said}\n"
+        + f"\n--- Xen's console after CTRL-a x3 (answered: {seen.xen_answered}; dom0's shell then answered: "
+        f"{seen.dom0_shell_answered}) ---\n{seen.xen_said}\n"
     )
+    if seen.dom0_shell_answered:
+        return LabError(
+            f"{vm.name}: dom0 answered nothing over SSH for {quiet:.0f} s, yet its shell on the serial console runs "
+            "commands: the lab's way in (its namespace relay, the bridge, dom0's sshd) is what broke; see the "
+            f"lab's log and {report}",
+            hint="ssh -F <lab>/ssh/ssh_config root@<host> -v shows where the connection stops",
+        )
     if seen.xen_answered:
         return HostUnresponsive(
             f"{vm.name}: dom0 has answered nothing for {quiet:.0f} s while Xen still answers on its console: dom0 "
