@@ -129,6 +129,17 @@ class SerialConsole:
         with self._cond:
             return self._text
 
+    @property
+    def position(self) -> int:
+        """How many cleaned characters the console has read so far (a mark for `since`)."""
+        with self._cond:
+            return self._dropped + len(self._text)
+
+    def since(self, position: int) -> str:
+        """What came after `position`, as much of it as the window still holds."""
+        with self._cond:
+            return self._text[max(position - self._dropped, 0) :]
+
     def check(self) -> None:
         """Raise at once if a fatal pattern has appeared."""
         with self._cond:

@@ -126,12 +126,12 @@ def _registers(vm: Vm) -> str:
 
 
 def _ask_xen(console: SerialConsole) -> tuple[bool, str]:
-    start = len(console.text)
+    start = console.position
     try:
         console.send_keys(SWITCH_INPUT)
         console.expect(TO_XEN, phase="host-hang: Xen's console", timeout=XEN_ANSWER_S)
     except (OSError, XenlabError):
-        return False, console.text[start:]
+        return False, console.since(start)
     try:
         console.send_keys(DUMP_REGISTERS)
         time.sleep(DUMP_S)
@@ -139,7 +139,7 @@ def _ask_xen(console: SerialConsole) -> tuple[bool, str]:
         console.expect(TO_DOM0, phase="host-hang: Xen's console", timeout=XEN_ANSWER_S)
     except (OSError, XenlabError) as exc:
         log.warning("%s: Xen answered, then not: %s", console.name, exc)
-    return True, console.text[start:]
+    return True, console.since(start)
 
 
 def hang_error(vm: Vm, quiet: float, dest: Path) -> XenlabError:

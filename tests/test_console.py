@@ -116,3 +116,17 @@ def test_run_returns_output_and_status_without_the_echo(console: Console) -> Non
     threading.Thread(target=shell).start()
     out, rc = con.run("xl info | grep xen_major", phase="xl", timeout=10)
     assert (out, rc) == ("xen_major : 4\n", 3)
+
+
+def test_what_came_since_a_mark_survives_the_window_s_trim(console: Console) -> None:
+    """A mark taken before a long output still cuts at the right place after the window dropped its front."""
+    con, qemu = console
+    qemu.sendall(b"before\n")
+    con.expect("before", phase="x", timeout=5)
+    mark = con.position
+    qemu.sendall(b"after the mark\n" + b"x" * 300_000 + b"\nend\n")  # more than the window holds
+    con.expect("end", phase="x", timeout=5)
+    assert con.since(mark).endswith("x\nend\n") and "before" not in con.since(mark)
+    qemu.sendall(b"tail\n")
+    con.expect("tail", phase="x", timeout=5)
+    assert con.since(con.position - 5) == "tail\n"
