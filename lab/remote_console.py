@@ -60,7 +60,7 @@ class GuestConsoleLog:
         self._read = 0  # bytes of the remote log read so far
         self._checked = 0  # characters of `text` looked at for patterns (complete lines only)
         self._last_fetch = 0.0
-        self.answered: float | None = None  # time.monotonic() of dom0's last answer to a read
+        self.answered: float | None = None  # `clock()` at dom0's last answer to a read
         self.grew: float | None = None  # ... of the last read that brought new bytes
         self.text = ""
         copy.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from foundation.errors import PhaseTimeout, XenlabError
 from lab.remote_console import GuestConsoleLog
-from netboot_stack.events import Event, EventLog
+from netboot_stack.events import Event, EventLog, Kind
 
 log = logging.getLogger("xenlab.stall")
 
@@ -35,7 +35,7 @@ class GuestStalled(PhaseTimeout):
 class StallWatch:
     events: EventLog
     consoles: Mapping[str, Sequence[GuestConsoleLog]]  # guest -> the logs of its consoles in dom0
-    done: Callable[[str], bool]  # the guest reached what the wait waits for
+    arrival: Kind  # the guest's event the wait waits for: once it came, the guest is not watched further
     on_host_silent: Callable[[float], XenlabError]  # seconds since dom0 last answered -> the error to raise
     silence: float = GUEST_SILENCE
     host_silence: float = HOST_SILENCE
@@ -56,28 +56,25 @@ class StallWatch:
         quiet = now - max(answers, default=self.started)
         if quiet > self.host_silence:
             raise self.on_host_silent(quiet)
+        events = self.events.select()  # once per check: the wait's loop runs it ten times a second
         for guest, logs in self.consoles.items():
-            if self.done(guest):
+            own = [e for e in events if e.node == guest]
+            if any(e.kind is self.arrival for e in own):
                 continue
-            last = self.last_sign(guest, logs)
+            last = self.last_sign(guest, logs, len(own))
             if now - last > self.silence:
-                raise GuestStalled(self._stalled(guest, logs, now - last))
+                raise GuestStalled(self._stalled(guest, logs, own, now - last))
 
-    def last_sign(self, guest: str, logs: Sequence[GuestConsoleLog]) -> float:
+    def last_sign(self, guest: str, logs: Sequence[GuestConsoleLog], events: int) -> float:
         """When the guest last showed life: its consoles' growth, or a new install-server event from it (noted
-        on this watch's clock when it sees the count of the guest's events change)."""
-        count = len(self._events_of(guest))
-        seen, _ = self._heard.setdefault(guest, (count, self.started))  # what it had said before the watch
-        if seen != count:
-            self._heard[guest] = (count, self.clock())
+        on this watch's clock when it sees the count of the guest's `events` change)."""
+        seen, _ = self._heard.setdefault(guest, (events, self.started))  # what it had said before the watch
+        if seen != events:
+            self._heard[guest] = (events, self.clock())
         grown = [c.grew for c in logs if c.grew is not None]
         return max([self.started, self._heard[guest][1], *grown])
 
-    def _events_of(self, guest: str) -> list[Event]:
-        return [e for e in self.events.select() if e.node == guest]
-
-    def _stalled(self, guest: str, logs: Sequence[GuestConsoleLog], quiet: float) -> str:
-        events = self._events_of(guest)
+    def _stalled(self, guest: str, logs: Sequence[GuestConsoleLog], events: list[Event], quiet: float) -> str:
         last_event = f"{events[-1]} ({self.clock() - events[-1].seen:.0f} s ago)" if events else "none"
         said = [f"--- last lines of {c.path} (copy: {c.copy}) ---\n{c.tail() or '(nothing)'}" for c in logs]
         return (

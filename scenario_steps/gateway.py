@@ -192,11 +192,11 @@ def guests_watch(lab: Lab, gateway: Gateway) -> StallWatch:
             )
             for path in paths
         ]
-    events, host_dir = lab.server.events, lab.run_dir / host
+    host_dir = lab.run_dir / host
     return StallWatch(
-        events,
+        lab.server.events,
         consoles,
-        done=lambda guest: bool(events.select(kind=Kind.BOOTED, node=guest)),
+        arrival=Kind.BOOTED,
         on_host_silent=lambda quiet: host_hang.hang_error(vm, quiet, host_dir),
     )
 

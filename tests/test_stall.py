@@ -13,7 +13,7 @@ import pytest
 from foundation.errors import EmulationFault, XenlabError
 from lab.remote_console import GuestConsoleLog
 from lab.stall import GuestStalled, StallWatch
-from netboot_stack.events import EventLog
+from netboot_stack.events import EventLog, Kind
 
 LOCAL_SHELL = ["sh", "-c"]
 
@@ -35,7 +35,6 @@ class Rig:
         self.events_file.touch()
         self.events = EventLog(tmp_path / "dnsmasq.log", self.events_file, {})
         self.clock = Clock()  # the consoles' too: their answers and growth are on the watch's clock
-        self.booted: set[str] = set()
         self.silent_for: list[float] = []
         self.logs = {g: tmp_path / f"hvm-serial-{g}.log" for g in ("node52", "node53")}
         self.consoles = {
@@ -45,7 +44,7 @@ class Rig:
         self.watch = StallWatch(
             self.events,
             self.consoles,
-            done=self.booted.__contains__,
+            arrival=Kind.BOOTED,
             on_host_silent=self.host_silent,
             silence=600,
             host_silence=300,
@@ -100,7 +99,9 @@ def test_console_growth_and_install_server_events_are_each_a_sign_of_life(tmp_pa
 def test_a_guest_that_arrived_is_not_watched_further(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     rig.watch.check()
-    rig.booted.update({"node52", "node53"})
+    rig.event(kind="booted", node="node52")
+    rig.event(kind="booted", node="node53")
+    rig.watch.check()
     rig.clock.ahead = 1000
     rig.watch.check()  # both reached what the wait waits for: their quiet consoles say nothing
 
