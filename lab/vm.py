@@ -245,11 +245,20 @@ class Vm:
         if self.proc is not None:
             self.slot.forget(pids=self.proc.pid)
 
+    def _save_translation_stats(self) -> None:
+        """TCG's account of its translation cache (`info jit`: blocks translated, cache use, flushes) in
+        `<node>/qemu-jit.txt`: whether the emulated machines outgrew it (each flush retranslates all their code)."""
+        assert self.qmp is not None
+        with contextlib.suppress(Exception):  # a diagnostic: never in the way of stopping the VM
+            text = self.qmp.cmd("human-monitor-command", **{"command-line": "info jit"})
+            (self.log_dir / "qemu-jit.txt").write_text(str(text))
+
     def stop(self) -> None:
         """Power the VM off now (QMP quit, then kill) and release its console."""
         if self.proc is None:
             return
         if self.proc.poll() is None and self.qmp is not None:
+            self._save_translation_stats()
             try:
                 self.qmp.cmd("quit")
                 self.proc.wait(5)

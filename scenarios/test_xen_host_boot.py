@@ -72,6 +72,9 @@ def test_xen_and_dom0_boot_from_ncm_grubs_entry(run_dir: Path, tmp_path: Path) -
             console.index("Xen 4.17 / Debian") < console.index("(XEN) Xen version") < console.index("Linux version 6.")
         )
         vm.stop()
+        if vm.accel.name == "tcg":
+            jit = (vm.log_dir / "qemu-jit.txt").read_text()  # TCG's translation cache, saved as the VM stopped
+            assert re.search(r"TB count\s+[1-9]", jit) and "TB flush count" in jit, jit
 
 
 def test_a_host_that_stops_answering_is_told_apart_by_what_still_answers(run_dir: Path, tmp_path: Path) -> None:
