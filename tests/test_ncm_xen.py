@@ -149,6 +149,14 @@ def test_hvm_guest(tmp_path: Path) -> None:
     assert not any(line.startswith("bootloader") for line in cfg)
 
 
+def test_an_hvm_guests_disk_emulation_is_passed_to_xl_and_checked(tmp_path: Path) -> None:
+    hvm = dict(shipped("cagxen01")["software"]["components"]["xen"]["domains"][2], disk=[])
+    configure(tmp_path, xen_tree(dict(hvm, hdtype="ahci")))
+    assert 'hdtype = "ahci"' in (tmp_path / "etc/xen/cagnode52.cfg").read_text().splitlines()
+    with pytest.raises(ProfileError, match=r"domains/0/hdtype: expected one of ide, ahci, got 'scsi'"):
+        configure(tmp_path, xen_tree(dict(hvm, hdtype="scsi")))
+
+
 def test_device_model_arguments_are_written_as_xl_lists(tmp_path: Path) -> None:
     """xl.cfg(5)'s `device_model_args_hvm`: each argument its own string, in the profile's order."""
     hvm = shipped("cagxen01")["software"]["components"]["xen"]["domains"][2]

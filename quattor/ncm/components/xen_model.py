@@ -20,6 +20,7 @@ ACCESS = {None: None, "phy": "phy", "file": None, "tap:aio": "tap", "tap:qcow2":
 DISK_TYPES = ("file", "lvm", "phy")
 MAX_MEMORY_MIB = 16 * 1024 * 1024  # 16 TiB: more than any Xen host holds; 10**30 is a typo, not a guest
 MAX_DISK_MIB = 64 * 1024 * 1024  # 64 TiB
+HDTYPES = ("ide", "ahci")  # how an HVM guest's hd* disks are emulated (xl.cfg(5) `hdtype`)
 ACTIONS = ("destroy", "restart", "rename-restart", "preserve", "coredump-destroy", "coredump-restart", "soft-reset")
 # Options copied as they are, with their xl type; what xl.cfg(5) knows for PV and HVM guests.
 PASSTHROUGH_STR = (
@@ -32,6 +33,7 @@ PASSTHROUGH_STR = (
     "serial",
     "vga",
     "device_model_version",
+    "hdtype",
     "on_poweroff",
     "on_reboot",
     "on_crash",
@@ -168,6 +170,8 @@ def _options(r: Reader) -> DomainOptions:
         if value is not None:
             if key.startswith("on_") and value not in ACTIONS:
                 raise ProfileError(r.at(key), f"expected one of {', '.join(ACTIONS)}, got {value!r}")
+            if key == "hdtype" and value not in HDTYPES:
+                raise ProfileError(r.at(key), f"expected one of {', '.join(HDTYPES)}, got {value!r}")
             strings.append((key, safe(value, r.at(key))))
     integers = [(k, v) for k in PASSTHROUGH_INT if (v := r.integer(k, minimum=1)) is not None]
     booleans = [(k, v) for k in PASSTHROUGH_BOOL if (v := r.boolean(k)) is not None]
