@@ -16,7 +16,7 @@ from foundation.errors import LabError, PreflightError
 from foundation.process import run
 from lab.kickstart_cases import Case
 from lab.lab import NodeSpec
-from lab.profiles import HVM_SERIAL_LOG
+from lab.profiles import HVM_HDTYPE, HVM_SERIAL_LOG
 from lab.remote_console import CONSOLE_LOG
 from netboot_stack.config import Route
 from quattor.ncm.components import xen_model
@@ -79,6 +79,7 @@ class GuestKind:
             "boot": "nc",  # its NIC's PXE first
             "vif": [f"mac={mac},bridge=xenbr0,model=e1000"],
             "serial": f"file:{self.console_log.format(name=name)}",
+            "hdtype": HVM_HDTYPE,
             "vga": "none",
             "vnc": False,
             "sdl": False,

@@ -83,7 +83,7 @@ def test_a_run_keeps_only_its_guests_in_either_form_of_domains(
     assert tuple(d.options.name for d in config.domains) == keep
 
 
-def test_hvm_guests_serial_lines_are_logged_from_their_first_byte(
+def test_hvm_guests_serial_lines_are_logged_from_their_first_byte_and_their_disks_are_ahci(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The seed's HVM guest declares `serial = pty` (nothing keeps what a pty shows before someone attaches):
@@ -95,10 +95,12 @@ def test_hvm_guests_serial_lines_are_logged_from_their_first_byte(
         for d in json.loads((out / "profile_cagxen01.json").read_text())["software"]["components"]["xen"]["domains"]
     }
     assert domains["cagnode52"]["serial"] == "file:/var/log/xen/console/hvm-serial-cagnode52.log"
+    assert domains["cagnode52"]["hdtype"] == "ahci"
     shipped_domains = {d["name"]: d for d in shipped("cagxen01")["software"]["components"]["xen"]["domains"]}
-    assert shipped_domains["cagnode52"]["serial"] == "pty"
+    assert shipped_domains["cagnode52"]["serial"] == "pty" and "hdtype" not in shipped_domains["cagnode52"]
     for name in ("cagnode50", "cagnode51"):
         assert domains[name].get("serial") == shipped_domains[name].get("serial")
+        assert "hdtype" not in domains[name]
     root = tmp_path / "root"
     tree = json.loads((out / "profile_cagxen01.json").read_text())
     xen = tree["software"]["components"]["xen"]
@@ -109,6 +111,21 @@ def test_hvm_guests_serial_lines_are_logged_from_their_first_byte(
         XenComponent().configure(load(tmp_path / "one.json"), Context(root=root, noaction=True))
     shown = capsys.readouterr().err
     assert '    | serial = "file:/var/log/xen/console/hvm-serial-cagnode52.log"' in shown, shown
+    assert '    | hdtype = "ahci"' in shown, shown
+
+
+def test_an_hvm_guests_own_disk_emulation_is_kept(tmp_path: Path) -> None:
+    """The lab gives HVM guests AHCI disks (fast BIOS reads for their GRUB) only where the profile says nothing."""
+    source = tmp_path / "site"
+    source.mkdir()
+    for path in PROFILES.glob("profile_*.json"):
+        (source / path.name).write_text(path.read_text())
+    host = json.loads((source / "profile_cagxen01.json").read_text())
+    host["software"]["components"]["xen"]["domains"][2]["hdtype"] = "ide"
+    (source / "profile_cagxen01.json").write_text(json.dumps(host))
+    out = compile_for_lab(source, tmp_path / "lab", kernel_release=NEW)
+    domains = json.loads((out / "profile_cagxen01.json").read_text())["software"]["components"]["xen"]["domains"]
+    assert domains[2]["name"] == "cagnode52" and domains[2]["hdtype"] == "ide"
 
 
 def test_every_installable_node_is_pointed_at_the_installer_plugin(tmp_path: Path) -> None:
