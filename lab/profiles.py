@@ -168,17 +168,26 @@ HVM_HDTYPE = "ahci"
 def prepare_hvm_guests(tree: Any) -> list[str]:
     """In a Xen host's profile, point each HVM domain's `serial` at HVM_SERIAL_LOG and give it HVM_HDTYPE
     unless it sets one; returns their names."""
-    domains = _get(tree, ("software", "components", "xen", "domains"))
-    raws = domains.values() if isinstance(domains, dict) else domains if isinstance(domains, list) else []
     changed = []
-    for raw in raws:
-        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-            continue
+    for name, raw in _domain_options(_get(tree, ("software", "components", "xen", "domains"))):
         if raw.get("type") == "hvm" or (raw.get("type") is None and raw.get("builder") == "hvm"):
-            raw["serial"] = "file:" + HVM_SERIAL_LOG.format(name=raw["name"])
+            raw["serial"] = "file:" + HVM_SERIAL_LOG.format(name=name)
             raw.setdefault("hdtype", HVM_HDTYPE)
-            changed.append(raw["name"])
+            changed.append(name)
     return changed
+
+
+def _domain_options(domains: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Each domain's name and its options as ncm-xen reads them: the nlist form's `<name>/options`, or an
+    entry of the 2007 list (or an nlist entry written that way) with its own `name`."""
+    entries = domains.items() if isinstance(domains, dict) else enumerate(domains) if isinstance(domains, list) else []
+    found = []
+    for key, entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("options"), dict) and isinstance(key, str):
+            found.append((key, entry["options"]))
+        elif isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            found.append((entry["name"], entry))
+    return found
 
 
 def keep_domains(path: Path, names: Iterable[str]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lab import installer_plugin, topology
-from lab.profiles import compile_for_lab
+from lab.profiles import compile_for_lab, prepare_hvm_guests
 from quattor.aii import ks, node
 from quattor.ncm.component import ComponentError, Context
 from quattor.ncm.components.grub import GrubComponent
@@ -197,3 +197,15 @@ def test_a_second_sites_pv_guests_are_the_ones_its_xen_host_declares(tmp_path: P
             pointed.add(path.stem.removeprefix("profile_"))
     expected = {g.name for g in topology.read(westgrid).host.pv_guests}
     assert expected and pointed == expected
+
+
+def test_an_hvm_guest_in_the_nlist_form_is_prepared_too() -> None:
+    """The second site's host writes its domains in the nlist form (`domains/<name>/options`): an HVM guest
+    there gets the serial file and AHCI as the seed's list form does; its PV guests stay as they are."""
+    tree = json.loads((PROFILES / "westgrid" / "profile_vmhost07.json").read_text())
+    domains = tree["software"]["components"]["xen"]["domains"]
+    domains["ui-west-storage01"]["options"] |= {"type": "hvm"}
+    assert prepare_hvm_guests(tree) == ["ui-west-storage01"]
+    hvm = domains["ui-west-storage01"]["options"]
+    assert hvm["serial"] == "file:/var/log/xen/console/hvm-serial-ui-west-storage01.log" and hvm["hdtype"] == "ahci"
+    assert all("hdtype" not in domains[n]["options"] for n in ("wn-west-worker01", "wn-west-worker02"))
