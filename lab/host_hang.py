@@ -20,6 +20,7 @@ from pathlib import Path
 
 from foundation.errors import EmulationFault, LabError, PhaseTimeout, XenlabError
 from lab.console import SerialConsole
+from lab.hvm_state import XEN_TEXT
 from lab.vm import Vm
 
 log = logging.getLogger("xenlab.host-hang")
@@ -37,7 +38,6 @@ REGISTERS_APART_S = 5.0
 _CPU = re.compile(r"^CPU#(\d+)", re.M)
 _RIP = re.compile(r"\bRIP=([0-9a-f]{16})")
 _HALTED = re.compile(r"\bHLT=1\b")
-XEN_TEXT = (0xFFFF82D040000000, 0xFFFF82D080000000)  # where Xen 4.x's code runs (its directmap is elsewhere)
 KERNEL_TEXT = 0xFFFFFFFF80000000  # a Linux kernel's text mapping (dom0's or a guest's)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from foundation.errors import LabError, PreflightError
 from foundation.process import run
+from lab.hvm_state import triple_faults
 from lab.kickstart_cases import Case
 from lab.lab import NodeSpec
 from lab.profiles import HVM_HDTYPE, HVM_SERIAL_LOG
@@ -140,13 +141,6 @@ def domain_running(ssh: list[str], name: str) -> bool | None:
     return domain_state(ssh, name)[0]
 
 
-def triple_fault(ssh: list[str], domid: int) -> str | None:
-    """Xen's own line when the domain's virtual CPU triple-faulted (Xen then shuts an HVM guest down as if it
-    rebooted, so its console shows nothing): `(XEN) d3v0 Triple fault - invoking HVM shutdown action 1`."""
-    proc = run([*ssh, f"xl dmesg | grep -E 'd{domid}v[0-9]+ Triple fault' | tail -n 1"], check=False, timeout=60)
-    return proc.stdout.strip() or None
-
-
 @dataclass
 class DomainWatch:
     """Whether a domain still runs, where an unanswered question counts as running until dom0 has not
@@ -171,4 +165,5 @@ class DomainWatch:
 
     def triple_fault(self) -> str | None:
         """Xen's line if the domain (as last seen running) ended by a triple fault of its CPU."""
-        return triple_fault(self.ssh, self.domid) if self.domid is not None else None
+        faults = triple_faults(self.ssh, self.domid) if self.domid is not None else []
+        return faults[-1] if faults else None

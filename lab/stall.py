@@ -7,7 +7,9 @@ dom0 (`GuestConsoleLog`: the copies stay in the run's artifacts even when dom0 d
 life per guest: a console that grew, an install-server event from it.  Neither for `silence` seconds:
 `GuestStalled`, with its last console lines and events.  dom0 answering none of the reads for
 `host_silence` seconds: the host is hung, and `on_host_silent` (which may look into the VM, as
-`lab.host_hang` does) makes the error.  A guest that reached what the wait waits for is not watched further.
+`lab.host_hang` does) makes the error.  A stalled guest's error is `on_guest_stalled`'s, given the guest and
+what the watch saw (the gateway's looks at an HVM guest's vCPUs: one inside Xen's own code is the emulation's
+fault).  A guest that reached what the wait waits for is not watched further.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from foundation.errors import PhaseTimeout, XenlabError
+from foundation.errors import EmulationFault, PhaseTimeout, XenlabError
+from lab import hvm_state
 from lab.remote_console import GuestConsoleLog
 from netboot_stack.events import Event, EventLog, Kind
 
@@ -31,12 +35,51 @@ class GuestStalled(PhaseTimeout):
     """A guest showed no sign of life (console, install-server event) for longer than a working one ever does."""
 
 
+def stalled(guest: str, said: str) -> XenlabError:
+    """The error of a stalled guest when nothing more is known of it than what the watch saw."""
+    return GuestStalled(said)
+
+
+@dataclass(frozen=True)
+class HvmStallJudge:
+    """The error of a stalled guest on a Xen host: an HVM guest's vCPUs are read at once in dom0 (saved as
+    `<guest>/hvmctx-at-stall.txt` under `artifacts`) and named in the error, with Xen's triple faults; a vCPU
+    inside Xen's own code is the emulation's (`EmulationFault`), anything else stays `GuestStalled`, the
+    product's until known otherwise (a firmware spinning in real mode may be either)."""
+
+    ssh: list[str]  # dom0's shell
+    hvm: frozenset[str]  # the host's HVM guests
+    artifacts: Path
+
+    def __call__(self, guest: str, said: str) -> XenlabError:
+        if guest not in self.hvm:
+            return GuestStalled(said)
+        cpus = hvm_state.read(self.ssh, guest)
+        looked = "\n(its vCPUs could not be read in dom0)"
+        if cpus is not None:
+            saved = self.artifacts / guest / "hvmctx-at-stall.txt"
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(cpus.said)
+            looked = f"\nits vCPUs as Xen has them ({saved.name}): {cpus.summary()}"
+        faults = hvm_state.triple_faults(self.ssh)
+        if faults:
+            looked += "\nXen's triple faults of HVM guests so far: " + "; ".join(faults)
+        if cpus is not None and cpus.in_xen:
+            return EmulationFault(
+                f"{guest}: stalled with its vCPU inside Xen's own code ({cpus.in_xen[0]}): no guest can run there, "
+                "the emulated SVM (QEMU's TCG under Xen) handed it Xen's state on a VM entry; no verdict on the "
+                f"product, the lab's retry runs it again\n{said}{looked}"
+            )
+        return GuestStalled(said + looked)
+
+
 @dataclass
 class StallWatch:
     events: EventLog
     consoles: Mapping[str, Sequence[GuestConsoleLog]]  # guest -> the logs of its consoles in dom0
     arrival: Kind  # the guest's event the wait waits for: once it came, the guest is not watched further
     on_host_silent: Callable[[float], XenlabError]  # seconds since dom0 last answered -> the error to raise
+    on_guest_stalled: Callable[[str, str], XenlabError] = stalled  # (guest, what the watch saw) -> the error
     silence: float = GUEST_SILENCE
     host_silence: float = HOST_SILENCE
     clock: Callable[[], float] = time.monotonic
@@ -63,7 +106,7 @@ class StallWatch:
                 continue
             last = self.last_sign(guest, logs, len(own))
             if now - last > self.silence:
-                raise GuestStalled(self._stalled(guest, logs, own, now - last))
+                raise self.on_guest_stalled(guest, self._stalled(guest, logs, own, now - last))
 
     def last_sign(self, guest: str, logs: Sequence[GuestConsoleLog], events: int) -> float:
         """When the guest last showed life: its consoles' growth, or a new install-server event from it (noted

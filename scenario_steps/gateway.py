@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from images.catalog import PAYLOAD_FILES
-from lab import host_hang, host_snapshot, installer_plugin, topology, xen
+from lab import host_hang, host_snapshot, hvm_state, installer_plugin, topology, xen
 from lab.host_snapshot import HostInputs
 from lab.installer_plugin import InstallerPlugin
 from lab.lab import PAYLOAD_DIR, Lab, LabSpec, spec_from_profiles
 from lab.profiles import HVM_SERIAL_LOG, compile_for_lab, keep_domains
 from lab.remote_console import CONSOLE_LOG, GuestConsoleLog
-from lab.stall import StallWatch
+from lab.stall import HvmStallJudge, StallWatch
 from lab.topology import HostPlan, Topology
 from lab.vm import DiskConfig
 from netboot_stack.events import Event, Kind, ResetLoop
@@ -166,6 +166,9 @@ def install_guests(lab: Lab, gateway: Gateway) -> dict[str, Event]:
         watch=[host_console, resets, guests_watch(lab, gateway)],
         arrived=arrived,
     )
+    if gateway.host.hvm_guests:
+        for line in hvm_state.triple_faults(lab.ssh.argv(str(lab.ip(gateway.host.name)))):
+            log.warning("an HVM guest was restarted after its emulated CPU triple-faulted (the emulation's): %s", line)
     for guest in gateway.guests:
         record_guest_phases(lab, gateway, guest)
     return {guest: booted[guest] for guest in gateway.guests}
@@ -193,11 +196,13 @@ def guests_watch(lab: Lab, gateway: Gateway) -> StallWatch:
             for path in paths
         ]
     host_dir = lab.run_dir / host
+    hvm = frozenset(g.name for g in gateway.host.guests if g.hvm)
     return StallWatch(
         lab.server.events,
         consoles,
         arrival=Kind.BOOTED,
         on_host_silent=lambda quiet: host_hang.hang_error(vm, quiet, host_dir),
+        on_guest_stalled=HvmStallJudge(ssh, hvm, lab.run_dir),
     )
 
 

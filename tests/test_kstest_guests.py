@@ -12,6 +12,7 @@ from foundation.errors import LabError, PreflightError
 from foundation.paths import REPO
 from lab import kickstart_cases as kstest
 from lab import kstest_guests as on_xen
+from lab.hvm_state import triple_faults
 from quattor.ncm.components import xen_model
 from quattor.ncm.components.xen import render
 from quattor.profile import Profile
@@ -101,7 +102,9 @@ def test_a_guest_xen_ended_for_a_triple_fault_is_named_with_xens_line(tmp_path: 
     (tmp_path / "xl.ended").touch()
     assert not watch.running() and watch.domid == 3, "the id it had while it ran"
     assert watch.triple_fault() == "(XEN) d3v0 Triple fault - invoking HVM shutdown action 1"
-    assert on_xen.triple_fault(dom0, 4) is None and on_xen.DomainWatch(dom0, "never-seen").triple_fault() is None
+    assert triple_faults(dom0, 4) == [] and on_xen.DomainWatch(dom0, "never-seen").triple_fault() is None
+    assert triple_faults(dom0, 13) == ["(XEN) d13v0 Triple fault - invoking HVM shutdown action 1"]  # not d3's
+    assert len(triple_faults(dom0)) == 2
 
 
 def test_the_guests_shape_comes_from_the_hosts_profile_in_either_form() -> None:

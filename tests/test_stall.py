@@ -128,3 +128,22 @@ def test_the_host_s_silence_counts_from_dom0_s_last_answer(tmp_path: Path) -> No
     rig.clock.ahead = 302
     with pytest.raises(EmulationFault):
         rig.watch.check()
+
+
+def test_a_stalled_guests_error_is_the_judges(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    judged: list[str] = []
+
+    def judge(guest: str, said: str) -> XenlabError:
+        judged.append(guest)
+        return EmulationFault(f"judged: {said}")
+
+    rig.watch.on_guest_stalled = judge
+    rig.write("node53", "Linux version 6.1\n")
+    rig.watch.check()
+    rig.clock.ahead = 500
+    rig.write("node53", "still here\n")
+    rig.clock.ahead = 601
+    with pytest.raises(EmulationFault, match=r"^judged: node52: no sign of life for 60\d s"):
+        rig.watch.check()
+    assert judged == ["node52"]
