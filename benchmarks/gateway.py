@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                     {
                         "journey_s": r.journey_s,
                         "peak_rss_mib": r.peak_rss_mib,
+                        "triple_faults": r.triple_faults,
                         "wall_s": r.wall_s,
                         "phases": {f"{k[0]}/{k[1]}": v for k, v in r.phases.items()},
                         "cpu_s": {f"{k[0]}/{k[1]}": v for k, v in r.cpu.items()},

@@ -33,6 +33,22 @@ def run_dir(tmp_path: Path) -> Path:
     return path
 
 
+def test_an_hvm_guests_triple_fault_in_xens_saved_log_is_reported(tmp_path: Path) -> None:
+    """As in h4 (Dec 6): xl restarted the HVM guest after its CPU triple-faulted, and the run passed slower."""
+    path = run_dir(tmp_path)
+    assert gateway.figures_of(path, wall_s=330.0).triple_faults == []
+    xen = path / "cagxen01" / "xen"
+    xen.mkdir(parents=True)
+    fault = "(XEN) d6v0 Triple fault - invoking HVM shutdown action 1"
+    (xen / "xl-dmesg.txt").write_text(
+        f"(XEN) d6v0: upcall vector f3\n{fault}\n(XEN) d6v0 RIP: e008:[<ffff82d0402044a5>]\n"
+    )
+    figures = gateway.figures_of(path, wall_s=330.0)
+    assert figures.triple_faults == [fault]
+    text = gateway.report("seed-hvm", "empty-disks", [figures], baseline=10.0)
+    assert f"run 1: an HVM guest restarted after a triple fault (the emulation's): {fault}" in text
+
+
 def test_the_journey_runs_from_the_hosts_first_phase_to_the_last_guest_up(tmp_path: Path) -> None:
     figures = gateway.figures_of(run_dir(tmp_path), wall_s=330.0)
     assert figures.journey_s == 270.0 - 41.0
