@@ -24,6 +24,7 @@ log = logging.getLogger("xenlab.hvm-state")
 XEN_TEXT = (0xFFFF82D040000000, 0xFFFF82D080000000)  # where Xen 4.x's code runs (its directmap is elsewhere)
 XEN_CS = 0xE008  # Xen's own 64-bit code segment selector (__HYPERVISOR_CS)
 CPU_RECORD = 2  # HVM_SAVE_CODE(CPU) in Xen's public hvm/save.h
+XL_LOG = "/var/log/xen/xl-{name}.log"  # xl's own log of a domain it created and watches
 
 _ENTRY = re.compile(r"^Entry \d+: type (\d+) instance (\d+)", re.M)
 _FIELD = {  # Debian's 4.17 prints some with "%#x" ("efer         0x00000d01"; a zero selector "cs   0000")
@@ -32,6 +33,8 @@ _FIELD = {  # Debian's 4.17 prints some with "%#x" ("efer         0x00000d01"; a
     "cs": re.compile(r"^\s+cs\s+(?:0x)?([0-9a-f]+)\b", re.M),  # not "sysenter cs"
     "efer": re.compile(r"\befer\s+(?:0x)?([0-9a-f]+)\b"),
 }
+_DOMID = re.compile(r"\(domid (\d+)\)")
+_FAULT_OF = re.compile(r"(?:^|[^0-9])d(\d+)v\d+ Triple fault")
 _PE = 1  # cr0's protection-enable bit
 _LMA = 1 << 10  # efer's long-mode-active bit
 
@@ -106,6 +109,26 @@ def read(ssh: list[str], name: str) -> GuestCpus | None:
         log.warning("%s: xen-hvmctx failed (status %d): %s", name, proc.returncode, proc.stderr.strip()[-300:])
         return None
     return GuestCpus(tuple(parse(proc.stdout)), proc.stdout)
+
+
+def guest_domains(ssh: list[str], name: str, xl_log: str = XL_LOG) -> set[int]:
+    """Every domain id the guest has had: xl restarts a guest as a new domain, and names each in its log of
+    the guest (`Waiting for domain cagnode52 (domid 3) to die`).  Empty when dom0 did not answer."""
+    try:
+        said = run([*ssh, f"cat {shlex.quote(xl_log.format(name=name))}"], check=False, timeout=60).stdout
+    except LabError:
+        return set()
+    return {int(found) for found in _DOMID.findall(said)}
+
+
+def triple_fault_lines(xen_said: str, domains: set[int] | None = None) -> list[str]:
+    """Xen's triple-fault lines in what it printed (the host's serial console: complete, where `xl dmesg` keeps
+    only the last 16 KB), of the `domains` given or of all."""
+    return [
+        line.strip()
+        for line in xen_said.splitlines()
+        if (m := _FAULT_OF.search(line)) and (domains is None or int(m.group(1)) in domains)
+    ]
 
 
 def triple_faults(ssh: list[str], domid: int | None = None) -> list[str]:

@@ -23,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from foundation.errors import PhaseTimeout, ProductFailure, ServerDown
+from foundation.errors import EmulationFault, PhaseTimeout, ProductFailure, ServerDown
 
 POLL_INTERVAL = 0.2  # seconds between reads of the server's logs by the background poller
 _DHCPACK = re.compile(r"dnsmasq-dhcp\[\d+\]: (?:\d+ )?DHCPACK\((\S+)\) (\S+) (\S+)(?: (\S+))?")
@@ -304,12 +304,26 @@ class ResetLoop:
     (the pxelinux config or iPXE script AII wrote for it, read by pypxeboot or by its own PXE firmware)
     without its installed system ever saying it is up is resetting in a loop, and no timeout will change
     that.  `check()` raises at the `limit`-th read since the ack, naming the node.
+
+    `lab_resets` (node -> the lab's own account of its resets: an HVM guest's triple faults under nested
+    emulation, each one a restart by xl and so one more read) is asked once a node reaches the limit, and again
+    at each read after: the reads it explains do not count; `limit` resets that are all the lab's are an
+    `EmulationFault`.
     """
 
-    def __init__(self, events: EventLog, entries: dict[str, frozenset[str]], *, limit: int = 3) -> None:
+    def __init__(
+        self,
+        events: EventLog,
+        entries: dict[str, frozenset[str]],
+        *,
+        limit: int = 3,
+        lab_resets: Callable[[str], list[str]] | None = None,
+    ) -> None:
         self.events = events
         self.entries = entries  # node -> the paths of its boot entry
         self.limit = limit
+        self.lab_resets = lab_resets
+        self._asked: dict[str, tuple[int, list[str]]] = {}  # node -> (its reads when asked, the answer)
 
     def check(self) -> None:
         events = self.events.select()
@@ -318,11 +332,28 @@ class ResetLoop:
             if not acks or any(e.kind is Kind.BOOTED and e.node == node for e in events):
                 continue
             reads = [e for e in events if e.path in paths and e.seen >= acks[0].seen]
-            if len(reads) >= self.limit:
+            if len(reads) < self.limit:
+                continue
+            excused = self._lab_resets(node, len(reads))
+            if len(reads) - len(excused) >= self.limit:  # the product's loop, whatever else happened
                 raise ProductFailure(
                     f"{node}: its installed system does not come up: since its install ack it went back to its "
                     f"network boot entry {len(reads)} times (a reset loop; its console tells why)"
+                    + (f"; {len(excused)} of them the lab's: " + "; ".join(excused) if excused else "")
                 )
+            if len(excused) >= self.limit:
+                raise EmulationFault(
+                    f"{node}: its installed system does not come up: since its install ack it was restarted "
+                    f"{len(excused)} times for the emulation's faults, not its own: " + "; ".join(excused)
+                )
+
+    def _lab_resets(self, node: str, reads: int) -> list[str]:
+        if self.lab_resets is None:
+            return []
+        asked = self._asked.get(node)
+        if asked is None or asked[0] != reads:
+            asked = self._asked[node] = (reads, self.lab_resets(node))
+        return asked[1]
 
 
 def _matches(e: Event, kind: Kind | None, node: str | None, path: str | Callable[[str], bool] | None) -> bool:

@@ -157,7 +157,19 @@ def install_guests(lab: Lab, gateway: Gateway) -> dict[str, Event]:
     def arrived(e: Event) -> None:
         log.info("%s: installed system is up (%.0f s into the run)", e.node, e.seen - lab.timeline.t0)
 
-    resets = ResetLoop(lab.server.events, {g: entry_paths(lab, g) for g in gateway.guests})
+    dom0 = lab.ssh.argv(str(lab.ip(gateway.host.name)))
+    hvm = {g.name for g in gateway.host.hvm_guests}
+
+    def triple_faults(guest: str | None = None) -> list[str]:
+        """Xen's triple-fault lines on the host's console: of the guest's domains, or of all."""
+        domains = None if guest is None else hvm_state.guest_domains(dom0, guest)
+        return hvm_state.triple_fault_lines(host_console.log_path.read_text(errors="replace"), domains)
+
+    resets = ResetLoop(
+        lab.server.events,
+        {g: entry_paths(lab, g) for g in gateway.guests},
+        lab_resets=lambda guest: triple_faults(guest) if guest in hvm else [],
+    )
     booted = lab.server.events.wait_for_each(
         gateway.guests,
         phase="guests-installed-and-up",
@@ -166,8 +178,8 @@ def install_guests(lab: Lab, gateway: Gateway) -> dict[str, Event]:
         watch=[host_console, resets, guests_watch(lab, gateway)],
         arrived=arrived,
     )
-    if gateway.host.hvm_guests:
-        for line in hvm_state.triple_faults(lab.ssh.argv(str(lab.ip(gateway.host.name)))):
+    if hvm:
+        for line in triple_faults():
             log.warning("an HVM guest was restarted after its emulated CPU triple-faulted (the emulation's): %s", line)
     for guest in gateway.guests:
         record_guest_phases(lab, gateway, guest)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from foundation.errors import LabError, PhaseTimeout, ProductFailure, ServerDown
+from foundation.errors import EmulationFault, LabError, PhaseTimeout, ProductFailure, ServerDown
 from netboot_stack.events import (
     Event,
     EventLog,
@@ -132,6 +132,41 @@ def test_a_node_that_keeps_returning_to_its_boot_entry_after_its_ack_is_a_reset_
         watch.check()
     append_event(tmp_path, kind=Kind.BOOTED, client="10.77.0.50", node="cagnode50")
     watch.check()  # it came up in the end: nothing to say
+
+
+def test_resets_the_lab_accounts_for_do_not_make_a_reset_loop_until_they_are_all_there_is(
+    log: EventLog, tmp_path: Path
+) -> None:
+    """As on Dec 6: an HVM guest's installed system triple-faulted twice under the emulation (xl restarted it
+    each time, and each restart read its boot entry again) and came up at the third boot."""
+    entry = "pxelinux.cfg/01-52-54-00-01-00-34"
+    faults = ["(XEN) d2v0 Triple fault - invoking HVM shutdown action 1"]
+    asked: list[str] = []
+
+    def lab_resets(node: str) -> list[str]:
+        asked.append(node)
+        return list(faults)
+
+    watch = ResetLoop(log, {"cagnode52": frozenset({entry})}, limit=3, lab_resets=lab_resets)
+    sent = f"Nov 25 10:30:00 dnsmasq-tftp[6]: sent /srv/lab/{entry} to 10.77.0.52\n"
+    append_event(tmp_path, kind=Kind.ACK, client="10.77.0.52", node="cagnode52")
+    with open(tmp_path / "dnsmasq.log", "a") as f:
+        f.write(sent * 2)  # the reboot, and one restart after a triple fault
+    watch.check()
+    assert asked == [], "the lab is asked only once a node reaches the limit"
+    faults.append("(XEN) d3v0 Triple fault - invoking HVM shutdown action 1")
+    with open(tmp_path / "dnsmasq.log", "a") as f:
+        f.write(sent)  # a second restart
+    watch.check()
+    watch.check()
+    assert asked == ["cagnode52"], "and once per read"
+    with open(tmp_path / "dnsmasq.log", "a") as f:
+        f.write(sent * 2)  # two more, unexplained: with the first boot, three
+    with pytest.raises(ProductFailure, match=r"5 times \(a reset loop.*; 2 of them the lab's: \(XEN\) d2v0"):
+        watch.check()
+    lab_only = ResetLoop(log, {"cagnode52": frozenset({entry})}, limit=3, lab_resets=lambda node: faults * 3)
+    with pytest.raises(EmulationFault, match=r"restarted 6 times for the emulation's faults, not its own: \(XEN"):
+        lab_only.check()  # five reads, each explained (and more): the emulation's, no verdict on the product
 
 
 def test_every_kind_the_install_servers_httpd_writes_is_a_kind() -> None:

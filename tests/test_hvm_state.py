@@ -23,6 +23,10 @@ INSTALLER = (DATA / "xen-4.17-hvmctx-installer.txt").read_text()
 HVMLOADER = (DATA / "xen-4.17-hvmctx-hvmloader.txt").read_text()
 IN_XEN = INSTALLER.replace("rip 0x0000000000522ad6", "rip 0xffff82d0402044a5").replace("cs 0x0033 (", "cs 0xe008 (")
 FAULT = "(XEN) d6v0 Triple fault - invoking HVM shutdown action 1"
+# The host's console and xl's log of the guest in a seed-hvm run of Dec 6 whose guest triple-faulted twice at its
+# installed system's boot (domains 2 and 3; the first with its vCPU idle in its kernel, the second at Xen's RIP).
+HOST_CONSOLE = (DATA / "xen-4.17-hvm-triple-faults-console.log").read_text()
+XL_GUEST_LOG = DATA / "xl-4.17-guest-restarted.log"
 
 
 def test_the_installers_vcpu_is_read_in_long_mode_in_user_space() -> None:
@@ -108,3 +112,20 @@ def test_triple_faults_are_read_per_domain_or_all(tmp_path: Path) -> None:
     assert hvm_state.triple_faults(dom0, 6) == [FAULT]
     assert hvm_state.triple_faults(dom0, 1) == []
     assert hvm_state.triple_faults(dom0) == ["(XEN) d16v0 Triple fault - x", FAULT]
+
+
+def test_a_guests_domains_are_read_from_xls_log_of_it(tmp_path: Path) -> None:
+    dom0 = fake_dom0(tmp_path, "")
+    assert hvm_state.guest_domains(dom0, "cagnode52", xl_log=str(XL_GUEST_LOG)) == {1, 2, 3, 4}
+    assert hvm_state.guest_domains(dom0, "cagnode52", xl_log=str(tmp_path / "xl-{name}.log")) == set()
+
+
+def test_a_guests_triple_faults_are_read_from_the_hosts_console_by_its_domains() -> None:
+    both = [
+        "(XEN) d2v0 Triple fault - invoking HVM shutdown action 1",
+        "(XEN) d3v0 Triple fault - invoking HVM shutdown action 1",
+    ]
+    assert hvm_state.triple_fault_lines(HOST_CONSOLE) == both
+    assert hvm_state.triple_fault_lines(HOST_CONSOLE, {1, 2, 3, 4}) == both
+    assert hvm_state.triple_fault_lines(HOST_CONSOLE, {3}) == both[1:]
+    assert hvm_state.triple_fault_lines(HOST_CONSOLE, {13, 23}) == []  # another guest's: d13, d23 are not d3
