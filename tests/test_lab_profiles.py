@@ -209,3 +209,21 @@ def test_an_hvm_guest_in_the_nlist_form_is_prepared_too() -> None:
     hvm = domains["ui-west-storage01"]["options"]
     assert hvm["serial"] == "file:/var/log/xen/console/hvm-serial-ui-west-storage01.log" and hvm["hdtype"] == "ahci"
     assert all("hdtype" not in domains[n]["options"] for n in ("wn-west-worker01", "wn-west-worker02"))
+
+
+def test_hvm_guests_kernels_boot_quiet_and_the_rest_as_their_profiles_say(tmp_path: Path) -> None:
+    """The seed's HVM guest (its console ttyS0, emulated by qemu-dm) gets `quiet` in AII's kernel arguments,
+    so in its kickstart's `bootloader --append` too; the PV guests (hvc0, Xen's shared ring) and the host keep
+    theirs; compiling the lab's copy again adds nothing."""
+    out = compile_for_lab(PROFILES, tmp_path / "lab", kernel_release=NEW)
+
+    def append(out: Path, name: str) -> str:
+        return str(json.loads((out / f"profile_{name}.json").read_text())["system"]["aii"]["nbp"]["options"]["append"])
+
+    assert append(out, "cagnode52") == "console=ttyS0 net.ifnames=0 quiet"
+    installed = ks.kernel_append(node.read(load(out / "profile_cagnode52.json")))
+    assert installed.split() == ["console=ttyS0", "net.ifnames=0", "quiet"]
+    for name in ("cagxen01", "cagnode50", "cagnode51"):
+        assert append(out, name) == str(shipped(name)["system"]["aii"]["nbp"]["options"]["append"]), name
+    again = compile_for_lab(out, tmp_path / "again", kernel_release=NEW)
+    assert append(again, "cagnode52") == "console=ttyS0 net.ifnames=0 quiet"
