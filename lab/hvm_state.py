@@ -15,6 +15,7 @@ import logging
 import re
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 
 from foundation.errors import LabError
 from foundation.process import run
@@ -129,6 +130,20 @@ def triple_fault_lines(xen_said: str, domains: set[int] | None = None) -> list[s
         for line in xen_said.splitlines()
         if (m := _FAULT_OF.search(line)) and (domains is None or int(m.group(1)) in domains)
     ]
+
+
+@dataclass(frozen=True)
+class HostTripleFaults:
+    """Xen's triple-fault lines on a Xen host's serial console (its log, `console`): of one guest's domains
+    (`guest_domains`, asked of dom0 over `ssh`), or of every domain when no guest is named."""
+
+    ssh: list[str]
+    console: Path
+    xl_log: str = XL_LOG
+
+    def __call__(self, guest: str | None = None) -> list[str]:
+        domains = None if guest is None else guest_domains(self.ssh, guest, self.xl_log)
+        return triple_fault_lines(self.console.read_text(errors="replace"), domains)
 
 
 def triple_faults(ssh: list[str], domid: int | None = None) -> list[str]:

@@ -50,6 +50,7 @@ class HvmStallJudge:
     ssh: list[str]  # dom0's shell
     hvm: frozenset[str]  # the host's HVM guests
     artifacts: Path
+    triple_faults: Callable[[str], list[str]]  # a guest's triple faults, as Xen printed them
 
     def __call__(self, guest: str, said: str) -> XenlabError:
         if guest not in self.hvm:
@@ -61,9 +62,9 @@ class HvmStallJudge:
             saved.parent.mkdir(parents=True, exist_ok=True)
             saved.write_text(cpus.said)
             looked = f"\nits vCPUs as Xen has them ({saved.name}): {cpus.summary()}"
-        faults = hvm_state.triple_faults(self.ssh)
+        faults = self.triple_faults(guest)
         if faults:
-            looked += "\nXen's triple faults of HVM guests so far: " + "; ".join(faults)
+            looked += "\nits triple faults so far: " + "; ".join(faults)
         if cpus is not None and cpus.in_xen:
             return EmulationFault(
                 f"{guest}: stalled with its vCPU inside Xen's own code ({cpus.in_xen[0]}): no guest can run there, "

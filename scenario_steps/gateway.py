@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -157,14 +157,8 @@ def install_guests(lab: Lab, gateway: Gateway) -> dict[str, Event]:
     def arrived(e: Event) -> None:
         log.info("%s: installed system is up (%.0f s into the run)", e.node, e.seen - lab.timeline.t0)
 
-    dom0 = lab.ssh.argv(str(lab.ip(gateway.host.name)))
     hvm = {g.name for g in gateway.host.hvm_guests}
-
-    def triple_faults(guest: str | None = None) -> list[str]:
-        """Xen's triple-fault lines on the host's console: of the guest's domains, or of all."""
-        domains = None if guest is None else hvm_state.guest_domains(dom0, guest)
-        return hvm_state.triple_fault_lines(host_console.log_path.read_text(errors="replace"), domains)
-
+    triple_faults = hvm_state.HostTripleFaults(lab.ssh.argv(str(lab.ip(gateway.host.name))), host_console.log_path)
     resets = ResetLoop(
         lab.server.events,
         {g: entry_paths(lab, g) for g in gateway.guests},
@@ -175,7 +169,7 @@ def install_guests(lab: Lab, gateway: Gateway) -> dict[str, Event]:
         phase="guests-installed-and-up",
         timeout=gateway.guests_timeout(lab.images.payloads[GUEST_PAYLOAD]),
         kind=Kind.BOOTED,
-        watch=[host_console, resets, guests_watch(lab, gateway)],
+        watch=[host_console, resets, guests_watch(lab, gateway, triple_faults)],
         arrived=arrived,
     )
     if hvm:
@@ -186,9 +180,10 @@ def install_guests(lab: Lab, gateway: Gateway) -> dict[str, Event]:
     return {guest: booted[guest] for guest in gateway.guests}
 
 
-def guests_watch(lab: Lab, gateway: Gateway) -> StallWatch:
+def guests_watch(lab: Lab, gateway: Gateway, triple_faults: Callable[[str], list[str]]) -> StallWatch:
     """Each guest's consoles in dom0 followed live (copies in the artifacts, beside the host's: kept even if
-    dom0 dies), a guest with no sign of life or a host that answers nothing ending the wait early."""
+    dom0 dies), a guest with no sign of life or a host that answers nothing ending the wait early (a stalled
+    HVM guest judged with its vCPUs and `triple_faults`)."""
     host = gateway.host.name
     vm = lab.vms[host]
     assert lab.run_dir is not None
@@ -214,7 +209,7 @@ def guests_watch(lab: Lab, gateway: Gateway) -> StallWatch:
         consoles,
         arrival=Kind.BOOTED,
         on_host_silent=lambda quiet: host_hang.hang_error(vm, quiet, host_dir),
-        on_guest_stalled=HvmStallJudge(ssh, hvm, lab.run_dir),
+        on_guest_stalled=HvmStallJudge(ssh, hvm, lab.run_dir, triple_faults),
     )
 
 

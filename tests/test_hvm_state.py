@@ -77,16 +77,18 @@ def fake_dom0(tmp_path: Path, hvmctx: str, *, dmesg: str = "", domid: str = "6")
     return ["env", f"PATH={tmp_path}:/usr/bin:/bin", "sh", "-c"]
 
 
-def judge(tmp_path: Path, hvmctx: str, **dom0: str) -> HvmStallJudge:
-    return HvmStallJudge(fake_dom0(tmp_path, hvmctx, **dom0), frozenset({"cagnode52"}), tmp_path / "run")
+def judge(tmp_path: Path, hvmctx: str, *, faults: tuple[str, ...] = (), **dom0: str) -> HvmStallJudge:
+    return HvmStallJudge(
+        fake_dom0(tmp_path, hvmctx, **dom0), frozenset({"cagnode52"}), tmp_path / "run", lambda guest: list(faults)
+    )
 
 
 def test_a_stalled_hvm_guest_inside_xens_code_is_an_emulation_fault_with_its_state_saved(tmp_path: Path) -> None:
-    error = judge(tmp_path, IN_XEN, dmesg=FAULT + "\\n")("cagnode52", "cagnode52: no sign of life for 601 s")
+    error = judge(tmp_path, IN_XEN, faults=(FAULT,))("cagnode52", "cagnode52: no sign of life for 601 s")
     assert isinstance(error, EmulationFault) and not isinstance(error, GuestStalled)
     said = str(error)
     assert said.startswith("cagnode52: stalled with its vCPU inside Xen's own code (vCPU0: long mode, cs e008")
-    assert "no sign of life for 601 s" in said and f"Xen's triple faults of HVM guests so far: {FAULT}" in said
+    assert "no sign of life for 601 s" in said and f"its triple faults so far: {FAULT}" in said
     assert (tmp_path / "run" / "cagnode52" / "hvmctx-at-stall.txt").read_text() == IN_XEN
     assert (tmp_path / "asked").read_text() == "6\n"  # of the domain's id, as xl gave it
 
@@ -129,3 +131,13 @@ def test_a_guests_triple_faults_are_read_from_the_hosts_console_by_its_domains()
     assert hvm_state.triple_fault_lines(HOST_CONSOLE, {1, 2, 3, 4}) == both
     assert hvm_state.triple_fault_lines(HOST_CONSOLE, {3}) == both[1:]
     assert hvm_state.triple_fault_lines(HOST_CONSOLE, {13, 23}) == []  # another guest's: d13, d23 are not d3
+
+
+def test_a_hosts_console_and_xls_log_give_one_guests_triple_faults(tmp_path: Path) -> None:
+    console = tmp_path / "console-boot2.log"
+    console.write_text(HOST_CONSOLE)
+    (tmp_path / "xl-cagnode52.log").write_text("Waiting for domain cagnode52 (domid 3) to die [pid 487]\n")
+    faults = hvm_state.HostTripleFaults(fake_dom0(tmp_path, ""), console, xl_log=str(tmp_path / "xl-{name}.log"))
+    assert len(faults()) == 2, "every domain's"
+    assert faults("cagnode52") == ["(XEN) d3v0 Triple fault - invoking HVM shutdown action 1"], "domain 3's only"
+    assert faults("cagnode53") == [], "a guest xl never started"
