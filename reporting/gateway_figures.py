@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.hvm_state import triple_fault_lines
-
 # Issue 15's targets on a 2-core TCG machine (seconds of the journey)
 TARGETS = {("seed-pv", "empty-disks"): 300.0, ("seed-hvm", "empty-disks"): 900.0, ("seed-pv", "host-installed"): 240.0}
 GUEST_LAST_PHASES = ("pygrub-and-boot", "grub-and-boot")
@@ -30,13 +28,10 @@ class RunFigures:
 
 
 def triple_faults_of(run_dir: Path) -> list[str]:
-    """Xen's triple-fault lines on the hosts' consoles (`<host>/console-*.log`): an HVM guest whose emulated
-    CPU triple-faulted is restarted by xl and the run passes, slower by a boot."""
-    return [
-        line
-        for log in sorted(run_dir.glob("*/console-*.log"))
-        for line in triple_fault_lines(log.read_text(errors="replace"))
-    ]
+    """Xen's triple-fault lines the gateway recorded for its HVM guests (`<host>/triple-faults.txt`, from the
+    host's console): a guest whose emulated CPU triple-faulted is restarted by xl and the run passes, slower by
+    a boot."""
+    return [line for record in sorted(run_dir.glob("*/triple-faults.txt")) for line in record.read_text().splitlines()]
 
 
 def figures_of(run_dir: Path, wall_s: float) -> RunFigures:

@@ -173,7 +173,10 @@ def install_guests(lab: Lab, gateway: Gateway) -> dict[str, Event]:
         arrived=arrived,
     )
     if hvm:
-        for line in triple_faults():
+        faults = triple_faults()
+        assert lab.run_dir is not None
+        (lab.run_dir / gateway.host.name / "triple-faults.txt").write_text("".join(f"{f}\n" for f in faults))
+        for line in faults:
             log.warning("an HVM guest was restarted after its emulated CPU triple-faulted (the emulation's): %s", line)
     for guest in gateway.guests:
         record_guest_phases(lab, gateway, guest)
