@@ -5,8 +5,9 @@ CPU would put it: Xen's dumps of such guests showed a guest RIP inside Xen's own
 `svm_asm_do_resume`), handed to the guest on a VM entry (README, "what its triple faults are").  A guest
 stuck like that is the lab's failure, whatever it was running.  `xen-hvmctx <domid>` (Xen's tools, in dom0)
 prints the domain's HVM save record: one CPU entry per vCPU with its `rip`, `cr0`, `efer` and segment
-selectors; `VcpuState` is one of them, `read` asks dom0 for a domain's.  Xen's log of triple faults (`xl
-dmesg`) is read here too: xl restarts an HVM guest that triple-faulted, silently but for that line.
+selectors; `VcpuState` is one of them, `read` asks dom0 for a domain's.  Xen's lines of triple faults are read
+here too (from the host's serial console, by the guest's domain ids in xl's log of it: `HostTripleFaults`):
+xl restarts an HVM guest that triple-faulted, silently but for that line.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from foundation.process import run
 log = logging.getLogger("xenlab.hvm-state")
 
 XEN_TEXT = (0xFFFF82D040000000, 0xFFFF82D080000000)  # where Xen 4.x's code runs (its directmap is elsewhere)
-XEN_CS = 0xE008  # Xen's own 64-bit code segment selector (__HYPERVISOR_CS)
 CPU_RECORD = 2  # HVM_SAVE_CODE(CPU) in Xen's public hvm/save.h
 XL_LOG = "/var/log/xen/xl-{name}.log"  # xl's own log of a domain it created and watches
 
@@ -56,8 +56,10 @@ class VcpuState:
 
     @property
     def in_xen(self) -> bool:
-        """The guest's state names Xen's own code: no guest can be there; the emulated SVM put it there."""
-        return self.cs == XEN_CS or XEN_TEXT[0] <= self.rip < XEN_TEXT[1]
+        """The guest's RIP is in Xen's own code: no guest runs there (it is in the hole x86-64 keeps below a
+        Linux kernel's addresses for the hypervisor); the emulated SVM put it there.  Xen's code segment alone
+        says nothing: in real mode `e008` is an ordinary segment (linear 0xe0080, where option ROMs live)."""
+        return XEN_TEXT[0] <= self.rip < XEN_TEXT[1]
 
     def __str__(self) -> str:
         where = f"{self.cs:04x}:{self.rip:04x}" if self.mode == "real mode" else f"cs {self.cs:04x} rip {self.rip:016x}"

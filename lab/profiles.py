@@ -120,8 +120,9 @@ def xen_guests(profiles: Iterable[Profile], types: tuple[str, ...]) -> set[str]:
 
 # An HVM guest's kernels (its installer's and the installed system's: AII's `append` is both) boot `quiet`.
 # Its serial console is a 16550 that qemu-dm emulates in dom0: every byte the kernel or systemd prints there
-# is a trip through Xen to qemu-dm, under TCG, about 2.9 ms (Dec 5); the seed's HVM guest printed 27 KB from
-# GRUB to its login prompt.  Warnings, errors, panics and the login prompt still print.
+# is a trip through Xen to qemu-dm, under TCG, about 2.9 ms (Dec 5).  The seed's HVM guest printed 40 KB from
+# `xl create` to its login prompt, at 166-204 s; with `quiet` 2.2 KB, at 128 s (Dec 7, README).  Warnings,
+# errors, panics and the login prompt still print.
 QUIET = "quiet"
 
 

@@ -50,9 +50,9 @@ def test_a_vcpu_at_xens_own_code_is_the_emulations() -> None:
     (cpu,) = hvm_state.parse(IN_XEN)
     assert cpu.in_xen and str(cpu).endswith("(inside Xen's own code)")
     only_rip = hvm_state.VcpuState(vcpu=1, rip=0xFFFF82D0402044A5, cs=0x10, cr0=0x80050033, efer=0xD01)
-    only_cs = hvm_state.VcpuState(vcpu=1, rip=0x1000, cs=0xE008, cr0=0x80050033, efer=0xD01)
+    option_rom = hvm_state.VcpuState(vcpu=1, rip=0x44A5, cs=0xE008, cr0=0x10, efer=0)  # real mode: a segment
     kernel = hvm_state.VcpuState(vcpu=1, rip=0xFFFFFFFFA46018F0, cs=0x10, cr0=0x80050033, efer=0xD01)
-    assert only_rip.in_xen and only_cs.in_xen and not kernel.in_xen
+    assert only_rip.in_xen and not option_rom.in_xen and not kernel.in_xen
 
 
 def test_every_vcpu_is_read_and_an_entry_missing_a_field_is_skipped() -> None:
