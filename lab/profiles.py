@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,7 @@ def compile_for_lab(
             log.info("%s: installs with %s (%s dialect)", path.name, installer.name, installer.dialect)
         if node in hvm_guests and quiet_kernel(out):
             log.info("%s: an HVM guest: its kernels boot %r (its serial console is emulated)", path.name, QUIET)
-        for name in prepare_hvm_guests(out):
+        for name in prepare_hvm_guests(out, hvm_guests):
             log.info(
                 "%s: HVM guest %s's serial line logged to %s, its disks emulated as %s",
                 path.name,
@@ -190,12 +190,12 @@ HVM_SERIAL_LOG = "/var/log/xen/console/hvm-serial-{name}.log"
 HVM_HDTYPE = "ahci"
 
 
-def prepare_hvm_guests(tree: Any) -> list[str]:
-    """In a Xen host's profile, point each HVM domain's `serial` at HVM_SERIAL_LOG and give it HVM_HDTYPE
-    unless it sets one; returns their names."""
+def prepare_hvm_guests(tree: Any, hvm: Collection[str]) -> list[str]:
+    """In a Xen host's profile, point the `serial` of each domain named in `hvm` (the HVM guests, as ncm-xen
+    reads them: `xen_guests`) at HVM_SERIAL_LOG and give it HVM_HDTYPE unless it sets one; returns their names."""
     changed = []
     for name, raw in _domain_options(_get(tree, ("software", "components", "xen", "domains"))):
-        if raw.get("type") == "hvm" or (raw.get("type") is None and raw.get("builder") == "hvm"):
+        if name in hvm:
             raw["serial"] = "file:" + HVM_SERIAL_LOG.format(name=name)
             raw.setdefault("hdtype", HVM_HDTYPE)
             changed.append(name)

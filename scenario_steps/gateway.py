@@ -206,7 +206,7 @@ def guests_watch(lab: Lab, gateway: Gateway, triple_faults: Callable[[str], list
             for path in paths
         ]
     host_dir = lab.run_dir / host
-    hvm = frozenset(g.name for g in gateway.host.guests if g.hvm)
+    hvm = frozenset(g.name for g in gateway.host.hvm_guests)
     return StallWatch(
         lab.server.events,
         consoles,

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from lab import installer_plugin, topology
-from lab.profiles import compile_for_lab, prepare_hvm_guests
+from lab.profiles import compile_for_lab, prepare_hvm_guests, xen_guests
 from quattor.aii import ks, node
 from quattor.ncm.component import ComponentError, Context
 from quattor.ncm.components.grub import GrubComponent
 from quattor.ncm.components.xen import XenComponent
-from quattor.profile import load
+from quattor.profile import Profile, load
 from tests.quattor_helpers import PROFILES, shipped
 
 NEW = "6.1.0-99-amd64"
@@ -121,11 +121,12 @@ def test_an_hvm_guests_own_disk_emulation_is_kept(tmp_path: Path) -> None:
     for path in PROFILES.glob("profile_*.json"):
         (source / path.name).write_text(path.read_text())
     host = json.loads((source / "profile_cagxen01.json").read_text())
-    host["software"]["components"]["xen"]["domains"][2]["hdtype"] = "ide"
+    (hvm,) = [d for d in host["software"]["components"]["xen"]["domains"] if d.get("type") == "hvm"]
+    hvm["hdtype"] = "ide"
     (source / "profile_cagxen01.json").write_text(json.dumps(host))
     out = compile_for_lab(source, tmp_path / "lab", kernel_release=NEW)
     domains = json.loads((out / "profile_cagxen01.json").read_text())["software"]["components"]["xen"]["domains"]
-    assert domains[2]["name"] == "cagnode52" and domains[2]["hdtype"] == "ide"
+    assert [d["hdtype"] for d in domains if d["name"] == hvm["name"]] == ["ide"]
 
 
 def test_every_installable_node_is_pointed_at_the_installer_plugin(tmp_path: Path) -> None:
@@ -205,9 +206,11 @@ def test_an_hvm_guest_in_the_nlist_form_is_prepared_too() -> None:
     tree = json.loads((PROFILES / "westgrid" / "profile_vmhost07.json").read_text())
     domains = tree["software"]["components"]["xen"]["domains"]
     domains["ui-west-storage01"]["options"] |= {"type": "hvm"}
-    assert prepare_hvm_guests(tree) == ["ui-west-storage01"]
-    hvm = domains["ui-west-storage01"]["options"]
-    assert hvm["serial"] == "file:/var/log/xen/console/hvm-serial-ui-west-storage01.log" and hvm["hdtype"] == "ahci"
+    hvm = xen_guests([Profile(tree, "profile_vmhost07.json")], ("hvm",))  # ncm-xen's reading of the nlist form
+    assert hvm == {"ui-west-storage01"} and prepare_hvm_guests(tree, hvm) == ["ui-west-storage01"]
+    options = domains["ui-west-storage01"]["options"]
+    assert options["serial"] == "file:/var/log/xen/console/hvm-serial-ui-west-storage01.log"
+    assert options["hdtype"] == "ahci"
     assert all("hdtype" not in domains[n]["options"] for n in ("wn-west-worker01", "wn-west-worker02"))
 
 
