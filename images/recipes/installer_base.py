@@ -102,7 +102,7 @@ def build() -> Path:
         site = rootfs / "usr/lib/python3/dist-packages"
         for name in PYTHON_FROM_VENV:
             shutil.copytree(_venv_package(name), site / name, ignore=shutil.ignore_patterns("__pycache__"))
-        debian_tree.byte_compile(rootfs, *PYTHON_FROM_VENV)
+        debian_tree.byte_compile_for_fixed_mtimes(rootfs)  # the cpio zeroes mtimes: Debian's .pyc would not match
         shutil.copy2(FILES / "lvm.conf", rootfs / "etc/lvm/lvm.conf")
         shutil.copy2(FILES / "installer-init.sh", rootfs / "init")
         (rootfs / "init").chmod(0o755)
