@@ -20,10 +20,13 @@ Standard library and pykickstart only: this file is copied alone into the initra
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import resource
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -354,36 +357,101 @@ def payload(handler: Handler) -> None:
     if not url:
         raise InstallError("no liveimg --url: this installer installs tar payloads only")
     progress("payload", url)
-    # tar's complaints go to a file: a full disk makes one per file, more than a pipe holds while we feed it
-    with tempfile.TemporaryFile() as errors:
-        tar = subprocess.Popen(
-            ["tar", "-x", "--numeric-owner", "-C", str(TARGET), "-f", "-", *_compression(url)],
-            stdin=subprocess.PIPE,
-            stderr=errors,
-        )
-        assert tar.stdin is not None
+    with Unpacker(url) as unpacker:
         total = 0
         clock = PayloadClock()
         try:
             with urllib.request.urlopen(url, timeout=60) as resp:
                 while chunk := clock.timed("network", resp.read, 1 << 20):
-                    try:
-                        clock.timed("unpack", tar.stdin.write, chunk)
-                    except BrokenPipeError:
-                        break  # tar stopped reading: its status and its errors say why
+                    if not clock.timed("unpack", unpacker.feed, chunk):
+                        break  # tar or the decompressor stopped reading: their status and errors say why
                     total += len(chunk)
         except OSError as exc:
-            tar.kill()
+            unpacker.kill()
             raise InstallError(f"payload {url} could not be fetched: {getattr(exc, 'reason', exc)}") from None
-        finally:
-            with contextlib.suppress(BrokenPipeError):
-                tar.stdin.close()
-        status = clock.timed("unpack", tar.wait)
-        errors.seek(0)
-        complaints = errors.read().decode(errors="replace")
-    if status != 0:
-        raise InstallError(f"payload {url} did not unpack ({total // MiB} MiB read): {tar_reason(complaints, status)}")
+        failure = clock.timed("unpack", unpacker.finish)
+    if failure:
+        raise InstallError(f"payload {url} did not {failure[0]} ({total // MiB} MiB read): {failure[1]}")
     progress("payload", f"{total // MiB} MiB unpacked ({clock.summary()})")
+
+
+class Unpacker:
+    """tar reading the payload from a pipe, with the decompressor its name calls for in front of it.
+
+    The decompressor runs beside tar, not under it (`tar --zstd`): reading a pipe, tar forks a copier between
+    its input and the decompressor, and its 10 KiB records cost a context switch each, which a Xen PV guest
+    pays dearly (a page-table switch through Xen, under emulation).  Measured in an installed PV guest, the
+    seed's payload unpacked in 68 s as `cat | tar --zstd` and in 17-21 s as `zstd -dc | tar -b 2048`.
+    Complaints go to files: a full disk makes tar complain once per file, more than a pipe holds while we
+    feed it."""
+
+    def __init__(self, url: str) -> None:
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
+        self.dec_errors = tempfile.TemporaryFile()  # noqa: SIM115
+        self.command = _decompressor(url)
+        if self.command and not shutil.which(self.command[0]):
+            raise InstallError(f"payload {url} needs {self.command[0]} to decompress, which this installer lacks")
+        pipe = subprocess.PIPE
+        self.dec = (
+            subprocess.Popen(self.command, stdin=pipe, stdout=pipe, stderr=self.dec_errors) if self.command else None
+        )
+        tar = ["tar", "-x", "--numeric-owner", "-b", str(TAR_RECORD_BLOCKS), "-C", str(TARGET), "-f", "-"]
+        self.tar = subprocess.Popen(tar, stdin=self.dec.stdout if self.dec else pipe, stderr=self.errors)
+        self.sink = self.dec.stdin if self.dec else self.tar.stdin
+        if self.dec and self.dec.stdout:
+            _widen_pipe(self.dec.stdout)
+            self.dec.stdout.close()  # tar's now: the decompressor sees tar stop reading
+        _widen_pipe(self.sink)
+
+    def __enter__(self) -> Unpacker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.errors.close()
+        self.dec_errors.close()
+
+    def feed(self, chunk: bytes) -> bool:
+        """Write the next chunk; False once the reader stopped."""
+        assert self.sink is not None
+        try:
+            self.sink.write(chunk)
+        except BrokenPipeError:
+            return False
+        return True
+
+    def kill(self) -> None:
+        for proc in (self.dec, self.tar):
+            if proc:
+                proc.kill()
+
+    def finish(self) -> tuple[str, str] | None:
+        """End of input; wait for both.  What failed (decompress or unpack) and why, or None."""
+        assert self.sink is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.sink.close()
+        dec_status = self.dec.wait() if self.dec else 0
+        status = self.tar.wait()
+        # A decompressor killed by SIGPIPE only saw tar stop first: tar's reason is the one
+        if dec_status != 0 and not (status != 0 and dec_status == -signal.SIGPIPE):
+            self.dec_errors.seek(0)
+            said = self.dec_errors.read().decode(errors="replace").strip().splitlines()
+            return "decompress", f"{self.command[0]}: {said[0][:240] if said else f'exited with status {dec_status}'}"
+        if status != 0:
+            self.errors.seek(0)
+            return "unpack", tar_reason(self.errors.read().decode(errors="replace"), status)
+        return None
+
+
+# tar's reads from its pipe: 1 MiB records (2048 blocks of 512 bytes) instead of its default 10 KiB; reading
+# standard input, tar takes short reads as they come (--read-full-records is its default there).
+TAR_RECORD_BLOCKS = 2048
+PIPE_BYTES = 1 << 20  # Linux's default ceiling for an unprivileged pipe (/proc/sys/fs/pipe-max-size)
+
+
+def _widen_pipe(pipe: Any) -> None:
+    """Let a pipe hold 1 MiB instead of 64 KiB: fewer turns between its writer and reader."""
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 class PayloadClock:
@@ -434,11 +502,17 @@ def tar_reason(complaints: str, status: int) -> str:
     return first + (f" ({more.removeprefix(', and ')})" if more else "")
 
 
-def _compression(url: str) -> list[str]:
+def _decompressor(url: str) -> list[str]:
+    """The command that decompresses the payload, named by its file name's suffix; none for a plain tar."""
     path = urllib.parse.urlsplit(url).path
-    for suffix, flag in ((".tar.zst", "--zstd"), (".tar.gz", "-z"), (".tgz", "-z"), (".tar.xz", "-J")):
+    for suffix, command in (
+        (".tar.zst", ["zstd", "-dc"]),
+        (".tar.gz", ["gzip", "-dc"]),
+        (".tgz", ["gzip", "-dc"]),
+        (".tar.xz", ["xz", "-dc"]),
+    ):
         if path.endswith(suffix):
-            return [flag]
+            return command
     return []
 
 

@@ -59,11 +59,16 @@ def test_grow_takes_the_rest() -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "flags"),
-    [("http://g/p/dom0.tar.zst", ["--zstd"]), ("http://g/p/x.tar.gz", ["-z"]), ("http://g/p/x.tar", [])],
+    ("url", "command"),
+    [
+        ("http://g/p/dom0.tar.zst", ["zstd", "-dc"]),
+        ("http://g/p/x.tar.gz?v=1", ["gzip", "-dc"]),
+        ("http://g/p/x.tar.xz", ["xz", "-dc"]),
+        ("http://g/p/x.tar", []),
+    ],
 )
-def test_payload_compression_follows_the_name(url: str, flags: list[str]) -> None:
-    assert inst._compression(url) == flags
+def test_payload_decompressor_follows_the_name(url: str, command: list[str]) -> None:
+    assert inst._decompressor(url) == command
 
 
 def fake_disks(root: Path, sizes_mib: dict[str, int]) -> Path:
@@ -178,7 +183,43 @@ def test_a_payload_says_where_its_time_went(
     assert float(found["net"]) + float(found["tar"]) <= float(found["all"]) + 0.05, said
 
 
-def test_a_payload_larger_than_its_file_system_fails_with_the_disk_full(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["zst", "gz", "xz"])
+def test_a_compressed_payload_unpacks_and_a_corrupt_one_fails_with_its_decompressors_reason(
+    tmp_path: Path, monkeypatch: MonkeyPatch, fmt: str
+) -> None:
+    """Each payload format through its decompressor beside tar; a stream cut short or damaged is refused
+    with what the decompressor said, never half-installed silently."""
+    import types
+
+    srv, target = tmp_path / "srv", tmp_path / "target"
+    (srv / "tree/usr/bin").mkdir(parents=True)
+    target.mkdir()
+    (srv / "tree/usr/bin/tool").write_bytes(os.urandom(2 << 20))
+    os.symlink("tool", srv / "tree/usr/bin/link")
+    flag = {"zst": "--zstd", "gz": "-z", "xz": "-J"}[fmt]
+    subprocess.run(["tar", flag, "-C", str(srv / "tree"), "-cf", str(srv / f"p.tar.{fmt}"), "."], check=True)
+    good = (srv / f"p.tar.{fmt}").read_bytes()
+    (srv / f"cut.tar.{fmt}").write_bytes(good[: len(good) // 2])
+    (srv / f"bad.tar.{fmt}").write_bytes(good[:64] + bytes(b ^ 0x5A for b in good[64:4096]) + good[4096:])
+    monkeypatch.setattr(inst, "TARGET", target)
+
+    def install(name: str) -> None:
+        inst.payload(types.SimpleNamespace(liveimg=types.SimpleNamespace(url=f"http://{address}/{name}")))
+
+    with serving(directory(srv)) as address:
+        install(f"p.tar.{fmt}")
+        assert (target / "usr/bin/tool").read_bytes() == (srv / "tree/usr/bin/tool").read_bytes()
+        assert os.readlink(target / "usr/bin/link") == "tool"
+        for broken in ("cut", "bad"):
+            with pytest.raises(inst.InstallError) as failed:
+                install(f"{broken}.tar.{fmt}")
+            said = str(failed.value)
+            command = inst._decompressor(f"x.tar.{fmt}")[0]
+            assert f"{broken}.tar.{fmt} did not decompress" in said and f": {command}: " in said, said
+
+
+@pytest.mark.parametrize("name", ["p.tar", "p.tar.zst"])
+def test_a_payload_larger_than_its_file_system_fails_with_the_disk_full(tmp_path: Path, name: str) -> None:
     """Unpacked onto a 1 MiB file system (a tmpfs in a mount namespace of the test's own, gone with it): many
     files that cannot be written, one reason with the count, and no hang on tar's flood of complaints."""
     srv, target = tmp_path / "srv", tmp_path / "target"
@@ -186,18 +227,21 @@ def test_a_payload_larger_than_its_file_system_fails_with_the_disk_full(tmp_path
     target.mkdir()
     for n in range(400):
         (srv / "tree" / f"file{n:03}").write_bytes(os.urandom(8192))
-    subprocess.run(["tar", "-C", str(srv / "tree"), "-cf", str(srv / "p.tar"), "."], check=True)
+    zstd = ["--zstd"] if name.endswith(".zst") else []
+    subprocess.run(["tar", *zstd, "-C", str(srv / "tree"), "-cf", str(srv / name), "."], check=True)
     with serving(directory(srv)) as address:
         proc = subprocess.run(
             [
                 "unshare", "--mount", "--propagation", "private", "sh", "-c",
                 f'mount -t tmpfs -o size=1m none "$1" && exec "{sys.executable}" -c "$2" "$1" "$3"',
-                "fill", str(target), FILL, f"http://{address}/p.tar",
+                "fill", str(target), FILL, f"http://{address}/{name}",
             ],
             capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
         )  # fmt: skip
     reason = next((line for line in proc.stdout.splitlines() if line.startswith("REASON")), proc.stderr)
-    prefix = f"payload http://{address}/p.tar did not unpack (3 MiB read): No space left on device (cannot write ./file"
+    prefix = (
+        f"payload http://{address}/{name} did not unpack (3 MiB read): No space left on device (cannot write ./file"
+    )
     assert prefix in reason and "more complaints)" in reason, reason
     assert not any(target.iterdir()), "the tmpfs was the test's own: the real directory stays empty"
 
