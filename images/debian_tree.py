@@ -19,13 +19,35 @@ def kernel_release(rootfs: Path) -> str:
     return next((rootfs / "lib/modules").iterdir()).name
 
 
+# udev's part of initramfs-tools: its hook copies udevd and its rules into every initrd, its scripts start
+# udevd, trigger every device and wait for the events to settle before the root is looked for.
+UDEV_IN_INITRD = (
+    "usr/share/initramfs-tools/hooks/udev",
+    "usr/share/initramfs-tools/scripts/init-top/udev",
+    "usr/share/initramfs-tools/scripts/init-bottom/udev",
+)
+DIVERTED = "usr/lib/xenlab/diverted"
+
+
 def small_initrd(rootfs: Path, modules: Iterable[str]) -> None:
     """Rebuild the tree's initrd with only `modules` (on the build machine: inside an emulated machine it took
-    minutes)."""
+    minutes), loaded by initramfs-tools itself in the list's order, and without udev.
+
+    A lab machine's root is a partition of a disk whose driver is in the list (virtio or Xen's blkfront):
+    devtmpfs makes its node as the driver finds it, and blkid, which initramfs-tools asks for LABEL=root,
+    reads the partitions the kernel lists.  udev in the initrd only started a daemon and waited for every
+    device's events to settle, about 6 s of a PV guest's boot under emulation; the installed system's own
+    udev (in the root, started by systemd) still handles every device.  udev's initramfs files are diverted
+    with dpkg-divert, so a later update of the udev package leaves them where mkinitramfs does not look."""
     conf = rootfs / "etc/initramfs-tools"
     text = (conf / "initramfs.conf").read_text().replace("MODULES=most", "MODULES=list")
     (conf / "initramfs.conf").write_text(text)
     (conf / "modules").write_text("".join(m + "\n" for m in modules))
+    (rootfs / DIVERTED).mkdir(parents=True, exist_ok=True)
+    for path in UDEV_IN_INITRD:
+        if (rootfs / path).exists():
+            aside = f"/{DIVERTED}/{path.replace('/', '_')}"
+            run(["chroot", rootfs, "dpkg-divert", "--local", "--rename", "--divert", aside, "--add", f"/{path}"])
     for fs, target in (("proc", "proc"), ("sysfs", "sys")):
         run(["mount", "-t", fs, fs, rootfs / target])
     try:

@@ -31,7 +31,9 @@ PACKAGES = (
     "kmod",
     "wget",
 )
-INITRD_MODULES = ("xen-blkfront", "ext4", "crc32c_generic")
+# The NIC's front end too: without udev in the initrd nothing else loads it before the root's udev does, and
+# the lab's network unit would wait for it.
+INITRD_MODULES = ("xen-blkfront", "xen-netfront", "ext4", "crc32c_generic")
 # What a PV guest loads: its disk and NIC front ends, its root's file system (crc32c: ext4's checksums, a soft
 # dependency), systemd's autofs4, and device-mapper and loop for what a site's guest may add.
 GUEST_MODULES = ("xen-blkfront", "xen-netfront", "ext4", "crc32c_generic", "autofs4", "dm-mod", "loop")
