@@ -27,6 +27,16 @@ UDEV_IN_INITRD = (
     "usr/share/initramfs-tools/scripts/init-bottom/udev",
 )
 DIVERTED = "usr/lib/xenlab/diverted"
+# util-linux's blkid, which udev's hook used to bring: initramfs-tools finds LABEL=root with `blkid -l -t`,
+# which busybox's blkid does not know.  The hooks in /etc run after the packages' (busybox's made its blkid
+# link by then), and copy_exec never replaces a file: the link goes first.
+BLKID_HOOK = """#!/bin/sh
+# xenlab: util-linux's blkid for initramfs-tools' resolve_device (udev's hook, which brought it, is diverted)
+[ "$1" = prereqs ] && exit 0
+. /usr/share/initramfs-tools/hook-functions
+rm -f "${DESTDIR}/usr/sbin/blkid" "${DESTDIR}/sbin/blkid"
+copy_exec /sbin/blkid /sbin
+"""
 
 
 def small_initrd(rootfs: Path, modules: Iterable[str]) -> None:
@@ -43,6 +53,9 @@ def small_initrd(rootfs: Path, modules: Iterable[str]) -> None:
     text = (conf / "initramfs.conf").read_text().replace("MODULES=most", "MODULES=list")
     (conf / "initramfs.conf").write_text(text)
     (conf / "modules").write_text("".join(m + "\n" for m in modules))
+    hook = conf / "hooks/xenlab-blkid"
+    hook.write_text(BLKID_HOOK)
+    hook.chmod(0o755)
     (rootfs / DIVERTED).mkdir(parents=True, exist_ok=True)
     for path in UDEV_IN_INITRD:
         if (rootfs / path).exists():
