@@ -386,11 +386,11 @@ class Unpacker:
     feed it."""
 
     def __init__(self, url: str) -> None:
-        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
-        self.dec_errors = tempfile.TemporaryFile()  # noqa: SIM115
         self.command = _decompressor(url)
         if self.command and not shutil.which(self.command[0]):
             raise InstallError(f"payload {url} needs {self.command[0]} to decompress, which this installer lacks")
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
+        self.dec_errors = tempfile.TemporaryFile()  # noqa: SIM115
         pipe = subprocess.PIPE
         self.dec = (
             subprocess.Popen(self.command, stdin=pipe, stdout=pipe, stderr=self.dec_errors) if self.command else None

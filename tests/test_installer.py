@@ -218,6 +218,14 @@ def test_a_compressed_payload_unpacks_and_a_corrupt_one_fails_with_its_decompres
             assert f"{broken}.tar.{fmt} did not decompress" in said and f": {command}: " in said, said
 
 
+def test_a_payload_whose_decompressor_the_installer_lacks_is_refused_by_name(monkeypatch: MonkeyPatch) -> None:
+    import types
+
+    monkeypatch.setenv("PATH", "/nonexistent")  # no zstd on it: refused before anything is fetched or started
+    with pytest.raises(inst.InstallError, match=r"p\.tar\.zst needs zstd to decompress, which this installer lacks"):
+        inst.payload(types.SimpleNamespace(liveimg=types.SimpleNamespace(url="http://192.0.2.1/p.tar.zst")))
+
+
 @pytest.mark.parametrize("name", ["p.tar", "p.tar.zst"])
 def test_a_payload_larger_than_its_file_system_fails_with_the_disk_full(tmp_path: Path, name: str) -> None:
     """Unpacked onto a 1 MiB file system (a tmpfs in a mount namespace of the test's own, gone with it): many
