@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import posixpath
+import re
 import stat
 import struct
 import subprocess
@@ -26,10 +27,12 @@ def test_every_python_module_of_the_installer_has_a_pyc_checked_by_its_sources_h
     entries = read_newc(subprocess.run(["zstd", "-dc", image], capture_output=True, check=True).stdout)
     sources = [n for n in entries if n.startswith("usr/lib/python3") and n.endswith(".py")]
     assert len(sources) > 500, f"only {len(sources)} Python sources in {image}: is python3 still in it?"
+    (stdlib,) = {n.split("/")[2] for n in sources if re.fullmatch(r"usr/lib/python3\.\d+/\w+\.py", n)}
+    tag = "cpython-" + stdlib.removeprefix("python").replace(".", "")  # the image's own Python, as it names .pyc
     stale = []
     for name in sources:
         folder, _, module = name.rpartition("/")
-        pyc = entries.get(f"{folder}/__pycache__/{module[:-3]}.cpython-311.pyc")
+        pyc = entries.get(f"{folder}/__pycache__/{module[:-3]}.{tag}.pyc")
         if pyc is None:
             stale.append(f"{name}: no .pyc")
             continue

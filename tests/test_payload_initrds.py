@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -53,9 +53,9 @@ def labelled_device(tmp_path: Path) -> Iterator[tuple[str, str]]:
 @pytest.mark.integration
 @pytest.mark.parametrize("initrd", [dom0_initrd, guest_initrd], ids=["dom0", "guest"])
 def test_the_initrd_has_no_udev_and_finds_its_root_by_label(
-    initrd: object, tmp_path: Path, labelled_device: tuple[str, str]
+    initrd: Callable[[Path], Path], tmp_path: Path, labelled_device: tuple[str, str]
 ) -> None:
-    image = initrd(tmp_path)  # type: ignore[operator]
+    image = initrd(tmp_path)
     root = unpack_initrd(image, tmp_path / "initrd")
     assert not list(root.rglob("systemd-udevd")) and not (root / "scripts/init-top/udev").exists()
     device, label = labelled_device
