@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -158,3 +159,26 @@ def test_masked_units_are_what_systemd_itself_reads_as_masked(tmp_path: Path) ->
 
     assert [state(u) for u in dom0.MASKED_UNITS] == ["masked"] * len(dom0.MASKED_UNITS)
     assert state("ssh.service") == "disabled"
+
+
+def test_masked_generators_are_links_to_null_and_a_name_systemd_lacks_is_refused(tmp_path: Path) -> None:
+    """mask_generators disables a generator the way systemd.generator(7) says (a /dev/null link of its name in
+    /etc/systemd/system-generators, over an earlier mask too), leaves the others, and stops on a name the tree's
+    systemd does not ship, saying which."""
+    from images import debian_tree
+
+    shipped = tmp_path / "usr/lib/systemd/system-generators"
+    shipped.mkdir(parents=True)
+    for name in (*debian_tree.UNUSED_GENERATORS, debian_tree.SYSV_GENERATOR, "systemd-fstab-generator"):
+        (shipped / name).write_text("#!/bin/sh\n")
+    debian_tree.mask_generators(tmp_path, debian_tree.UNUSED_GENERATORS[:1])
+    debian_tree.mask_generators(tmp_path, debian_tree.UNUSED_GENERATORS)
+
+    masks = tmp_path / "etc/systemd/system-generators"
+    assert sorted(p.name for p in masks.iterdir()) == sorted(debian_tree.UNUSED_GENERATORS)
+    assert all(os.readlink(p) == "/dev/null" for p in masks.iterdir())
+    assert "systemd-fstab-generator" not in debian_tree.UNUSED_GENERATORS
+
+    with pytest.raises(FileNotFoundError, match="systemd-frobnicate-generator"):
+        debian_tree.mask_generators(tmp_path, ("systemd-fstab-generator", "systemd-frobnicate-generator"))
+    assert not (masks / "systemd-fstab-generator").exists()

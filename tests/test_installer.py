@@ -92,10 +92,14 @@ def test_a_named_disk_that_is_missing_is_refused_with_the_disks_there_are(
         inst.find_disk(inst.parse("clearpart --all --drives=xvda\npart / --size=1024\n"))
 
 
-def guest_menu_entry(target: Path, monkeypatch: MonkeyPatch) -> str:
-    """The entry the installer writes for a payload with a kernel and initrd, for a guest's kickstart."""
+def guest_menu_entry(target: Path, monkeypatch: MonkeyPatch, *, guest_type: str | None = None) -> str:
+    """The entry the installer writes for a payload with a kernel and initrd, for a guest's kickstart, on a
+    machine whose /sys/hypervisor/guest_type says `guest_type` (None: no such file, not a Xen guest)."""
     monkeypatch.setattr(inst, "TARGET", target)
-    (target / "boot").mkdir(parents=True)
+    monkeypatch.setattr(inst, "GUEST_TYPE", target.parent / "guest_type")
+    if guest_type is not None:
+        (target.parent / "guest_type").write_text(guest_type + "\n")
+    (target / "boot").mkdir(parents=True, exist_ok=True)
     for name in ("vmlinuz-6.1.0-56-amd64", "initrd.img-6.1.0-56-amd64"):
         (target / "boot" / name).write_bytes(b"")
     handler = inst.parse('part / --size=1024 --label=root\nbootloader --location=mbr --append="console=hvc0"\n')
@@ -109,6 +113,27 @@ def test_the_grub_entry_boots_the_payloads_kernel_with_the_kickstarts_append(
     assert "\tlinux /boot/vmlinuz-6.1.0-56-amd64 root=LABEL=root ro console=hvc0\n" in entry
     assert "\tinitrd /boot/initrd.img-6.1.0-56-amd64\n" in entry
     assert entry.startswith("menuentry 'Debian GNU/Linux, 6.1.0-56-amd64' {") and entry.endswith("}\n")
+
+
+@pytest.mark.parametrize(
+    ("guest_type", "with_pv_kernel", "kernel"),
+    [
+        ("PV", True, "/boot/xen/vmlinuz-6.1.0-56-amd64"),
+        ("PV", False, "/boot/vmlinuz-6.1.0-56-amd64"),
+        ("HVM", True, "/boot/vmlinuz-6.1.0-56-amd64"),
+        (None, True, "/boot/vmlinuz-6.1.0-56-amd64"),
+    ],
+)
+def test_a_pv_guest_boots_the_payloads_pv_kernel_and_any_other_machine_its_bzimage(
+    tmp_path: Path, monkeypatch: MonkeyPatch, guest_type: str | None, with_pv_kernel: bool, kernel: str
+) -> None:
+    """Only a PV guest's domain builder loads a gzipped ELF; GRUB on an HVM guest or a bare machine needs the
+    bzImage, and a payload without a PV kernel boots its bzImage in a PV guest too (pygrub and libxc read both)."""
+    if with_pv_kernel:
+        (tmp_path / "target/boot/xen").mkdir(parents=True)
+        (tmp_path / "target/boot/xen/vmlinuz-6.1.0-56-amd64").write_bytes(b"")
+    entry = guest_menu_entry(tmp_path / "target", monkeypatch, guest_type=guest_type)
+    assert f"\tlinux {kernel} root=LABEL=root ro console=hvc0\n" in entry
 
 
 def test_a_payload_without_a_kernel_cannot_get_a_boot_entry(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:

@@ -81,6 +81,8 @@ def configure(rootfs: Path) -> None:
     )
     debian_tree.install_units(rootfs, UNITS)
     debian_tree.mask_units(rootfs, MASKED_UNITS)
+    # Not the sysv generator: Debian starts Xen with /etc/init.d/xen and xendomains, which have no native unit.
+    debian_tree.mask_generators(rootfs, debian_tree.UNUSED_GENERATORS)
     debian_tree.drop_timers(rootfs)
 
 

@@ -32,6 +32,7 @@ PACKAGES = (
     "gzip",
     "tar",
     "zstd",
+    "libeatmydata1",  # preloaded into the installer's own commands in the installed system: no fsync there
 )
 # crc32c_generic: ext4 needs a crc32c at mount time (a soft dependency, absent from depends=); without it
 # mounting fails with ENOENT.
