@@ -210,7 +210,7 @@ def sfdisk_script(parts: list[Part]) -> str:
 # with it preloaded (fsync and sync do nothing) while it configures it.  grub-install fsyncs each of the ~290
 # files it copies, 28 ms each through a PV guest's disk under TCG; the install's final sync writes it all once.
 NOSYNC_LIBRARY = Path("/usr/lib/x86_64-linux-gnu/libeatmydata.so.1")
-NOSYNC_IN_TARGET = "/run/xenlab-nosync.so"
+NOSYNC_IN_TARGET = "/tmp/xenlab-nosync.so"  # every payload has a /tmp, 2007 ones no /run
 _target_preload: list[str] = []  # what run() puts before a command in the installed system (env LD_PRELOAD=...)
 
 
@@ -669,7 +669,7 @@ def configure_services(enabled: list[str], disabled: list[str]) -> None:
 
 
 GUEST_TYPE = Path("/sys/hypervisor/guest_type")  # Linux's: PV, HVM or PVH in a Xen guest
-PV_KERNELS = "boot/xen"
+PV_KERNEL_DIR = "xen"  # in /boot
 
 
 def xen_pv_guest() -> bool:
@@ -695,8 +695,8 @@ def grub_entry(handler: Handler, volumes: list[Volume]) -> str:
     device = root.spec if root.spec.startswith("LABEL=") else root.device
     append = handler.bootloader.appendLine or ""
     kernel = f"{prefix}/vmlinuz-{release}"
-    if xen_pv_guest() and (TARGET / PV_KERNELS / f"vmlinuz-{release}").exists():
-        kernel = f"{prefix}/{PV_KERNELS.removeprefix('boot/')}/vmlinuz-{release}"
+    if xen_pv_guest() and (TARGET / "boot" / PV_KERNEL_DIR / f"vmlinuz-{release}").exists():
+        kernel = f"{prefix}/{PV_KERNEL_DIR}/vmlinuz-{release}"
     initrd = f"\tinitrd {prefix}/initrd.img-{release}\n" if (TARGET / f"boot/initrd.img-{release}").exists() else ""
     label = boot.spec.removeprefix("LABEL=") if boot.spec.startswith("LABEL=") else ""
     search = f"\tsearch --no-floppy --label --set=root {label}\n" if label else ""

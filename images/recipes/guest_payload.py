@@ -3,12 +3,12 @@ reads at the guest's local boot), OpenSSH and the lab's network service, as a zs
 
 The initrd carries only what a PV guest's root needs (xen-blkfront, ext4), /boot/xen has the kernel as a PV
 guest boots it fastest, and the kernel modules keep only what a PV guest loads (GUEST_MODULES and what they
-depend on, and Xen's own drivers).  Nothing the
-installed system does not use at all: `usrmerge` and the Perl it brings go (a fifth of the tree; mmdebstrap
-merged /usr already, `usr-is-merged` says so to init-system-helpers), udev's hardware database and its
-sources (no hardware to look up in a PV guest), glibc's iconv converters (nothing in it converts
-charsets).  Every byte and file left is unpacked by each guest's install under emulation, where writing
-them is three quarters of the payload's time (the installer's payload line says so).
+depend on, and Xen's own drivers).  Nothing the installed system does not use at all: `usrmerge` and the Perl
+it brings go (a fifth of the tree; mmdebstrap merged /usr already, `usr-is-merged` says so to
+init-system-helpers), udev's hardware database and its sources (no hardware to look up in a PV guest),
+glibc's iconv converters (nothing in it converts charsets).  Every byte and file left is unpacked by each
+guest's install under emulation, where writing them is three quarters of the payload's time (the installer's
+payload line says so).
 """
 
 from __future__ import annotations
