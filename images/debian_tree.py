@@ -6,6 +6,7 @@ Shared by the dom0 and the guest payloads, so both are made the same way.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -210,6 +211,25 @@ def _compile(rootfs: Path, paths: list[str], *, force: bool = False) -> None:
         return  # nothing in this tree could run them either (a test's stand-in for a disk)
     argv = ["python3", "-m", "compileall", "-q", *(["-f"] if force else []), "--invalidation-mode", "checked-hash"]
     run(["chroot", rootfs, *argv, *paths], timeout=600)
+
+
+UPDATE_STAMPS = ("etc/.updated", "var/.updated")
+
+
+def mark_up_to_date(rootfs: Path) -> None:
+    """Stamp /etc and /var as updated for the tree's /usr, as systemd-update-done does (its file, with /usr's
+    time): units with ConditionNeedsUpdate (systemd-sysusers) then skip, their work done by the packages' own
+    scripts when they installed.  Debian ships no systemd-update-done, so without the stamps they run at every
+    boot, on the critical chain of dom0 and of every guest.  Call it last before packing: the stamps hold /usr's
+    time as it is then."""
+    usr = (rootfs / "usr").stat()
+    for stamp in UPDATE_STAMPS:
+        path = rootfs / stamp
+        path.write_text(
+            "# Written by xenlab's image builder as systemd-update-done writes it: this directory is as new as\n"
+            f"# /usr (see systemd-update-done.service(8)).\nTIMESTAMP_NSEC={usr.st_mtime_ns}\n"
+        )
+        os.utime(path, ns=(usr.st_mtime_ns, usr.st_mtime_ns))
 
 
 def pack(rootfs: Path, tarball: Path) -> None:

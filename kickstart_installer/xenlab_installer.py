@@ -559,7 +559,8 @@ def configure_target(handler: Handler, volumes: list[Volume]) -> None:
     configure_language(handler.lang.lang)
     configure_accounts(handler)
     configure_services(handler.services.enabled, handler.services.disabled)
-    progress("configure", "fstab, hostname, network, time zone, language, accounts, ssh keys, services")
+    configure_machine_id()
+    progress("configure", "fstab, hostname, network, time zone, language, accounts, ssh keys, services, machine id")
 
 
 def configure_network(handler: Handler) -> None:
@@ -666,6 +667,23 @@ def configure_services(enabled: list[str], disabled: list[str]) -> None:
                 continue
             run(["systemctl", action, unit], what=f"systemctl {action} {unit}", chroot=True)
             progress("services", f"{unit} {action}d")
+
+
+MACHINE_ID_SETUP = ("usr/bin/systemd-machine-id-setup", "bin/systemd-machine-id-setup")
+
+
+def configure_machine_id() -> None:
+    """The installed system's machine ID made now, by its own systemd-machine-id-setup, as installing systemd's
+    package makes it on Fedora and RHEL (its %post runs the same command): otherwise its first boot invents a
+    transient one and systemd-machine-id-commit writes it.  Only over an empty /etc/machine-id (an image's
+    "an ID is wanted here"): a missing one or "uninitialized" asks for systemd's first-boot handling, and a
+    payload without systemd (an older system) keeps what it has."""
+    path = TARGET / "etc/machine-id"
+    if not path.is_file() or path.is_symlink() or path.read_bytes().strip():
+        return
+    if not any((TARGET / tool).exists() for tool in MACHINE_ID_SETUP):
+        return
+    run(["systemd-machine-id-setup"], what="the machine ID", chroot=True)
 
 
 GUEST_TYPE = Path("/sys/hypervisor/guest_type")  # Linux's: PV, HVM or PVH in a Xen guest

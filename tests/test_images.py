@@ -182,3 +182,19 @@ def test_masked_generators_are_links_to_null_and_a_name_systemd_lacks_is_refused
     with pytest.raises(FileNotFoundError, match="systemd-frobnicate-generator"):
         debian_tree.mask_generators(tmp_path, ("systemd-fstab-generator", "systemd-frobnicate-generator"))
     assert not (masks / "systemd-fstab-generator").exists()
+
+
+def test_update_stamps_carry_the_time_of_usr_as_systemd_update_done_writes_them(tmp_path: Path) -> None:
+    """mark_up_to_date leaves /etc/.updated and /var/.updated with /usr's modification time, to the nanosecond,
+    and the same time in the file (systemd compares the two when a file system keeps no nanoseconds).  That
+    systemd itself then skips ConditionNeedsUpdate units, after the installer's tar round trip, is checked on the
+    real payload (tests/test_installer.py)."""
+    from images import debian_tree
+
+    for directory in ("usr", "etc", "var"):
+        (tmp_path / directory).mkdir()
+    os.utime(tmp_path / "usr", ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    debian_tree.mark_up_to_date(tmp_path)
+    for stamp in debian_tree.UPDATE_STAMPS:
+        assert (tmp_path / stamp).stat().st_mtime_ns == 1_700_000_000_123_456_789
+        assert (tmp_path / stamp).read_text().splitlines()[-1] == "TIMESTAMP_NSEC=1700000000123456789"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -434,6 +435,38 @@ def test_lang_sets_the_language_and_says_it_could_not_generate_it(
         inst.configure_language("en_IE.UTF-8\nLC_ALL=C")
 
 
+@pytest.mark.parametrize(
+    ("content", "tool", "made"),
+    [
+        (b"", "usr/bin/systemd-machine-id-setup", True),
+        (b"\n", "bin/systemd-machine-id-setup", True),
+        (b"uninitialized\n", "usr/bin/systemd-machine-id-setup", False),  # systemd's first boot is asked for
+        (b"4a1f0c9e2b7d4e6f8a0b1c2d3e4f5a6b\n", "usr/bin/systemd-machine-id-setup", False),
+        (b"", None, False),  # a payload without systemd
+        (None, "usr/bin/systemd-machine-id-setup", False),  # no file: first boot again
+    ],
+)
+def test_the_machine_id_is_made_at_install_only_where_the_payload_leaves_it_empty(
+    tmp_path: Path, monkeypatch: MonkeyPatch, content: bytes | None, tool: str | None, made: bool
+) -> None:
+    monkeypatch.setattr(inst, "TARGET", tmp_path)
+    (tmp_path / "etc").mkdir()
+    if content is not None:
+        (tmp_path / "etc/machine-id").write_bytes(content)
+    if tool:
+        (tmp_path / tool).parent.mkdir(parents=True)
+        (tmp_path / tool).write_text("#!/bin/sh\n")
+    calls: list[tuple[list[str], bool]] = []
+
+    def run(argv: list[str], *, what: str, chroot: bool = False) -> str:
+        calls.append((argv, chroot))
+        return ""
+
+    monkeypatch.setattr(inst, "run", run)
+    inst.configure_machine_id()
+    assert calls == ([(["systemd-machine-id-setup"], True)] if made else [])
+
+
 CONFIGURE = """
 import sys
 from pathlib import Path
@@ -496,6 +529,11 @@ def test_accounts_services_language_and_zone_are_configured_in_a_real_payload(tm
     assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/Europe/Dublin"
     assert (root / "etc/default/locale").read_text() == "LANG=en_IE.UTF-8\n"
     assert (root / "etc/fstab").read_text() == "LABEL=root / ext4 defaults 0 1\n"
+    assert re.fullmatch(r"[0-9a-f]{32}\n", (root / "etc/machine-id").read_text()), "made by its own systemd"
+    for stamped in ("/etc", "/var"):  # the image's stamps, through the tar round trip, as systemd reads them
+        argv = ["chroot", str(root), "systemd-analyze", "condition", f"ConditionNeedsUpdate={stamped}"]
+        check = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        assert check.returncode != 0 and "ConditionNeedsUpdate" in check.stderr, check.stderr
 
 
 @pytest.mark.integration

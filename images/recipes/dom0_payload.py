@@ -50,6 +50,7 @@ def build() -> Path:
                 defaults.write(XENCONSOLED_ARGS)
             (root / "var/log/xen/console").mkdir(parents=True, exist_ok=True)  # xenconsoled does not make it
             debian_tree.prune_modules(root, UNNEEDED_MODULES)
+            debian_tree.mark_up_to_date(root)
             debian_tree.pack(root, out / "dom0.tar.zst")
 
     inputs = {

@@ -98,6 +98,7 @@ def build() -> Path:
             (root / "usr/lib/udev/hwdb.bin").unlink(missing_ok=True)  # made by udev's postinst, owned by nothing
             for unused in (*(root / "usr/lib/udev/hwdb.d").glob("*.hwdb"), *(root / GCONV).glob("*.so")):
                 unused.unlink()
+            debian_tree.mark_up_to_date(root)
             debian_tree.pack(root, out / "guest.tar.zst")
 
     inputs = {
