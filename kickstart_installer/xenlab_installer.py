@@ -30,7 +30,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -88,35 +87,12 @@ def _uptime() -> str:
 
 
 # --- the kickstart ---------------------------------------------------------------------------------------------
-# pykickstart's import and its handler (makeVersion) cost 3 s of a Xen guest's CPU under emulation, 1.8 s of it
-# `requests`, which its load module imports even for a kickstart given as text.  preload_parser starts them on
-# a thread while the network comes up and the kickstart downloads (waits on other machines); parse() takes the
-# handler made there once, and makes its own if the thread failed or it is asked again.
-_early_handlers: list[Handler] = []
-_preloading: list[threading.Thread] = []
-
-
-def preload_parser() -> None:
-    def load() -> None:
-        with contextlib.suppress(Exception):  # parse() imports again, where a failure says what it is
-            from pykickstart.parser import KickstartParser  # noqa: F401
-            from pykickstart.version import makeVersion
-
-            _early_handlers.append(makeVersion())
-
-    thread = threading.Thread(target=load, name="pykickstart-preload", daemon=True)
-    thread.start()
-    _preloading.append(thread)
-
-
 def parse(text: str) -> Handler:
-    while _preloading:
-        _preloading.pop().join()
     from pykickstart.errors import KickstartError
     from pykickstart.parser import KickstartParser
     from pykickstart.version import makeVersion
 
-    parser = KickstartParser(_early_handlers.pop() if _early_handlers else makeVersion(), followIncludes=False)
+    parser = KickstartParser(makeVersion(), followIncludes=False)
     try:
         parser.readKickstartFromString(text)
     except KickstartError as exc:
@@ -837,7 +813,6 @@ def updates_first() -> None:
 def install() -> str:
     """The whole install; returns what to do at the end (`reboot` or `poweroff`)."""
     progress("start")
-    preload_parser()
     nic = network_up()
     progress("network", f"{nic} is up")
     updates_first()

@@ -34,16 +34,6 @@ def test_what_aii_writes_is_all_supported() -> None:
     )
 
 
-def test_the_handler_made_early_serves_one_kickstart_and_the_next_gets_its_own() -> None:
-    """A handler keeps what it parsed: one made on the preload thread and handed to two kickstarts would give
-    the second the first one's network and disks."""
-    inst.preload_parser()
-    first = inst.parse(aii_kickstart("cagnode50"))
-    second = inst.parse("text\nreboot\n")
-    assert first.network.network and first.network.network[0].hostname == "cagnode50.xenlab.test"
-    assert first is not second and not second.network.network and not second.partition.partitions
-
-
 @pytest.mark.parametrize(
     "command", ["keyboard --vckeymap=us", "firewall --disabled", "selinux --enforcing", "url --url=x"]
 )
